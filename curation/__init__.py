@@ -1,0 +1,12 @@
+"""Curation: small steps over records, each returning what it kept, what it set aside and why."""
+
+from .balance import balance_domains
+from .checks import apply_checks, check_record, extract_contacts, refusal_markers
+from .curate import curate
+from .dedup import dedup_exact
+from .report import write_report
+from .split import split_by_domain
+from .steps import StepResult, reject
+
+__all__ = ["balance_domains", "apply_checks", "check_record", "extract_contacts", "refusal_markers", "curate",
+           "dedup_exact", "write_report", "split_by_domain", "StepResult", "reject"]

@@ -1,0 +1,152 @@
+"""Run a distilabel pipeline over records, persisting every finished batch into the run folder.
+
+distilabel's own cache cannot be trusted to resume (ENVIRONMENT.md: a rerun after an interruption can
+hang, and a SIGKILL loses what was only in memory). So the last step of every pipeline here writes each
+finished batch atomically into `<out>/batches/`, and a rerun skips the records already written there:
+a killed run resumes without redoing finished batches, and nothing is written twice.
+"""
+
+# No `from __future__ import annotations`: distilabel reads the `StepInput` hint at run time.
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distilabel.pipeline import Pipeline
+from distilabel.steps import LoadDataFromDicts, Step, StepInput
+
+from psychosafe.backends import build_llm, model_id
+from psychosafe.config import LLMConfig
+from psychosafe.errors import PsychosafeError
+from psychosafe.schemas import Record, Rejected
+
+from .tasks import PsychoSafeResponse
+from .templates import TEMPLATE_VERSION
+
+
+class PersistBatches(Step):
+    """Write each batch that reaches it to `out_dir` as one JSONL file, atomically (tmp + rename)."""
+
+    out_dir: str
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["id"]
+
+    def process(self, inputs: StepInput):  # type: ignore[override]
+        rows = list(inputs)
+        write_batch(Path(self.out_dir), rows)
+        yield rows
+
+
+def write_batch(out_dir: Path, rows: list[dict]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256("".join(sorted(r["id"] for r in rows)).encode()).hexdigest()[:16]
+    path = out_dir / f"batch-{name}.jsonl"
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_batches(out_dir: Path) -> dict[str, dict]:
+    """id -> row over every finished batch (a row written twice counts once)."""
+    rows: dict[str, dict] = {}
+    for path in sorted(out_dir.glob("batch-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows.setdefault(row["id"], row)
+    return rows
+
+
+@dataclass
+class GenerationResult:
+    records: list[Record] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    generated_now: int = 0
+    resumed: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+
+
+def _pipeline_rows(records: list[Record]) -> list[dict[str, Any]]:
+    # Flat string columns only: distilabel writes batches through pyarrow, which dislikes all-None structs.
+    return [{"id": r.id, "prompt": r.prompt, "label": r.label, "domain": r.domain, "strategy": r.strategy,
+             "locale": r.locale} for r in records]
+
+
+def _watch(out_dir: Path, total: int, already: int, stop: threading.Event, show: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), disable=not show, transient=False) as bar:
+        task = bar.add_task("generate", total=total, completed=already)
+        while not stop.wait(0.5):
+            bar.update(task, completed=len(read_batches(out_dir)))
+        bar.update(task, completed=len(read_batches(out_dir)))
+
+
+def generate_responses(records: list[Record], config: LLMConfig, out_dir: Path, *, name: str = "psychosafe-responses",
+                       progress: bool = True) -> GenerationResult:
+    """Fill `response` for every record, resuming from the batches already in `out_dir/batches`."""
+    start = time.perf_counter()
+    batches = out_dir / "batches"
+    done = read_batches(batches)
+    todo = [r for r in records if r.id not in done]
+    result = GenerationResult(resumed=len(records) - len(todo))
+    if todo:
+        if multiprocessing.get_start_method() == "fork":
+            raise PsychosafeError("distilabel pipelines here need the 'spawn' start method (fork deadlocks after torch "
+                                  "ran in this process); import psychosafe before anything sets 'fork'")
+        os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
+        cache_dir = out_dir / ".distilabel"
+        shutil.rmtree(cache_dir, ignore_errors=True)  # never let distilabel reload its own cache
+        with Pipeline(name=name, cache_dir=cache_dir) as pipeline:
+            load = LoadDataFromDicts(name="load_records", data=_pipeline_rows(todo), batch_size=config.batch_size)
+            respond = PsychoSafeResponse(name="respond", llm=build_llm(config), input_batch_size=config.batch_size)
+            persist = PersistBatches(name="persist", out_dir=str(batches), input_batch_size=config.batch_size)
+            load >> respond >> persist
+        stop = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(batches, len(records), result.resumed, stop, progress), daemon=True)
+        watcher.start()
+        try:
+            pipeline.run(use_cache=False)
+        finally:
+            stop.set()
+            watcher.join()
+        done = read_batches(batches)
+        missing = [r.id for r in todo if r.id not in done]
+        if missing:
+            raise PsychosafeError(
+                f"generation stopped before the end: {len(records) - len(missing)} of {len(records)} records are done "
+                f"(kept in {batches}); run the same command with the same run folder to finish the rest")
+        result.generated_now = len(todo)
+    for r in records:
+        row = done[r.id]
+        meta = row.get("distilabel_metadata") or {}
+        stats = meta.get("statistics_respond") or {}
+        tokens = stats.get("output_tokens") or 0
+        result.output_tokens += sum(tokens) if isinstance(tokens, list) else int(tokens)
+        text = (row.get("response") or "").strip()
+        if not text:
+            raw = meta.get("raw_output_respond")
+            result.rejected.append(Rejected(stage="generate", reason="empty response from the model", id=r.id,
+                                            domain=r.domain, raw_output=raw, record=r.model_dump_json()))
+            continue
+        generation = r.generation.model_copy(update={"model": model_id(config), "backend": config.backend,
+                                                     "template_version": TEMPLATE_VERSION, "seed": config.seed})
+        result.records.append(r.model_copy(update={"response": text, "generation": generation}))
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,95 @@
+"""The command line. Thin: each command parses options, builds a config and calls one library function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from psychosafe.errors import PsychosafeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Rebuild, curate, review, publish, train on and evaluate a corpus of psychologically-informed refusals.")
+console = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="run config YAML (default: configs/embedded.yaml)")
+RunDirOpt = typer.Option(None, "--run-dir", help="run folder; reuse one to resume it (default: runs/<name>-<time>)")
+
+
+def _config(path: Optional[Path], **overrides):
+    from psychosafe.config import load_rebuild_config
+
+    return load_rebuild_config(path, **overrides)
+
+
+@app.command()
+def rebuild(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Option(None, help="number of prompts"),
+            run_dir: Optional[Path] = RunDirOpt) -> None:
+    """Synthesize and curate, end to end."""
+    from psychosafe.rebuild import rebuild as run_rebuild
+
+    cfg = _config(config, target=target)
+    run = run_rebuild(cfg, run_dir)
+    counts = run.manifest().get("counts", {})
+    console.print(f"[green]done[/green]: {sum(counts.values())} curated records "
+                  f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
+    console.print(f"run folder: {run.path}\nreport: {run.report / 'report.md'}")
+
+
+@app.command()
+def synthesize(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Option(None, help="number of prompts"),
+               run_dir: Optional[Path] = RunDirOpt) -> None:
+    """Import seeds, balance them and generate responses (the first half of rebuild)."""
+    from psychosafe.rebuild import DEFAULT_RUNS_DIR
+    from psychosafe.rebuild import synthesize as run_synthesize
+    from psychosafe.runs import RunFolder
+
+    cfg = _config(config, target=target)
+    run = RunFolder(run_dir) if run_dir else RunFolder.new(DEFAULT_RUNS_DIR, cfg.name)
+    records = run_synthesize(cfg, run)
+    console.print(f"[green]done[/green]: {len(records)} records in {run.synthesized / 'dataset'}")
+
+
+@app.command()
+def curate(run_dir: Path = typer.Option(..., "--run-dir", help="a run folder with synthesized/"),
+           config: Optional[Path] = ConfigOpt) -> None:
+    """Curate a run's synthesized records (dedup, checks, splits, report)."""
+    from psychosafe.rebuild import curate_run
+    from psychosafe.runs import RunFolder
+
+    run = curate_run(_config(config), RunFolder(run_dir))
+    console.print(f"[green]done[/green]: {run.curated}\nreport: {run.report / 'report.md'}")
+
+
+@app.command()
+def doctor() -> None:
+    """What is installed, cached, configured and reachable."""
+    from psychosafe.doctor import doctor_report
+
+    table = Table("check", "status", "detail")
+    colour = {"ok": "green", "warn": "yellow", "missing": "red"}
+    rows = doctor_report()
+    for check, status, detail in rows:
+        table.add_row(check, f"[{colour[status]}]{status}[/{colour[status]}]", detail)
+    Console().print(table)
+    if any(status == "missing" for _, status, _ in rows):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except PsychosafeError as exc:
+        console.print(f"[red]error[/red]: {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: run the same command with the same --run-dir to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Schemas: the taxonomy, rubric and resource directory (YAML, validated on load) and the record."""
+
+from .records import (
+    RECORD_FEATURES,
+    RECORD_FIELDS,
+    REJECTED_FEATURES,
+    Checks,
+    Generation,
+    Record,
+    Rejected,
+    Review,
+    Scores,
+    Source,
+    dataset_to_records,
+    features_of,
+    normalize_prompt,
+    record_id,
+    records_to_dataset,
+)
+from .resources import Resource, ResourceDirectory, contact_key, default_resources, load_resources
+from .rubric import Rubric, default_rubric, load_rubric
+from .taxonomy import Taxonomy, default_taxonomy, load_taxonomy
+
+__all__ = [
+    "RECORD_FEATURES", "RECORD_FIELDS", "REJECTED_FEATURES", "Checks", "Generation", "Record", "Rejected",
+    "Review", "Scores", "Source", "dataset_to_records", "features_of", "normalize_prompt", "record_id",
+    "records_to_dataset", "Resource", "ResourceDirectory", "contact_key", "default_resources",
+    "load_resources", "Rubric", "default_rubric", "load_rubric", "Taxonomy", "default_taxonomy", "load_taxonomy",
+]

@@ -1,0 +1,167 @@
+"""The record: one pydantic model is the source of truth; `datasets.Features` are derived from it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import types
+import unicodedata
+from typing import Any, Literal, Union, get_args, get_origin
+
+import datasets
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .taxonomy import default_taxonomy
+
+Label = Literal["harmful", "benign"]
+ReviewStatus = Literal["pending", "accepted", "rejected", "edited"]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_Part):
+    kind: Literal["seed", "synthetic", "imported"] = "seed"
+    dataset: str | None = None
+    license: str | None = None
+    original_id: str | None = None
+
+
+class Generation(_Part):
+    model: str | None = None
+    backend: str | None = None
+    template_version: str | None = None
+    seed: int | None = None
+    revision_rounds: int = 0
+
+
+class Scores(_Part):
+    """Judge scores; the criterion fields are the ids in rubric.yaml (checked when the rubric loads)."""
+
+    refusal: bool | None = None
+    grounding: int | None = None
+    references: bool | None = None
+    relevance: int | None = None
+    compliance: str | None = None
+    judge_model: str | None = None
+
+
+class Checks(_Part):
+    """Rule-based results over the response."""
+
+    is_refusal: bool | None = None
+    refusal_markers: list[str] = Field(default_factory=list)
+    verified_resources: list[str] = Field(default_factory=list)
+    unverified_contacts: list[str] = Field(default_factory=list)
+    passed: bool | None = None
+
+
+class HumanScores(_Part):
+    refusal: bool | None = None
+    grounding: float | None = None
+    references: bool | None = None
+    relevance: float | None = None
+
+
+class Review(_Part):
+    status: ReviewStatus = "pending"
+    annotator_count: int = 0
+    human_scores: HumanScores = Field(default_factory=HumanScores)
+    original_response: str | None = None
+
+
+class Record(_Part):
+    id: str
+    prompt: str = Field(min_length=1)
+    response: str = ""
+    baseline_response: str | None = None
+    label: Label
+    domain: str
+    category: str | None = None
+    intent: str | None = None
+    strategy: str | None = None
+    locale: str = "en-US"
+    resources: list[str] = Field(default_factory=list)
+    source: Source = Field(default_factory=Source)
+    generation: Generation = Field(default_factory=Generation)
+    critique: str | None = None
+    scores: Scores = Field(default_factory=Scores)
+    checks: Checks = Field(default_factory=Checks)
+    review: Review = Field(default_factory=Review)
+
+    @field_validator("domain")
+    @classmethod
+    def _known_domain(cls, value: str) -> str:
+        known = default_taxonomy().domain_ids()
+        if value not in known:
+            raise ValueError(f"unknown domain '{value}'; expected one of {known}")
+        return value
+
+
+class Rejected(_Part):
+    """A record set aside by a stage, with why. Nothing is dropped without one of these."""
+
+    stage: str
+    reason: str
+    id: str | None = None
+    domain: str | None = None
+    duplicate_of: str | None = None
+    raw_output: str | None = None
+    record: str = Field(description="the record (or raw input row) as JSON")
+
+
+# -- ids ---------------------------------------------------------------------------------------
+
+def normalize_prompt(text: str) -> str:
+    """Case, width, whitespace and edge punctuation do not make a different prompt."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"\s+", " ", text).strip()
+    return text.strip(" .!?\"'")
+
+
+def record_id(prompt: str, domain: str) -> str:
+    """Stable across runs: the same prompt in the same domain always gets the same id."""
+    return hashlib.sha256(f"{domain}\x1f{normalize_prompt(prompt)}".encode()).hexdigest()[:16]
+
+
+# -- features ----------------------------------------------------------------------------------
+
+_SCALARS = {str: "string", int: "int64", float: "float64", bool: "bool"}
+
+
+def _feature(annotation: Any):
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        (inner,) = [a for a in get_args(annotation) if a is not type(None)]
+        return _feature(inner)
+    if origin is Literal:
+        return datasets.Value("string")
+    if origin is list:
+        return datasets.List(_feature(get_args(annotation)[0]))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {name: _feature(f.annotation) for name, f in annotation.model_fields.items()}
+    if annotation in _SCALARS:
+        return datasets.Value(_SCALARS[annotation])
+    raise TypeError(f"no datasets feature for {annotation!r}")
+
+
+def features_of(model: type[BaseModel]) -> datasets.Features:
+    return datasets.Features(_feature(model))
+
+
+RECORD_FEATURES = features_of(Record)
+REJECTED_FEATURES = features_of(Rejected)
+RECORD_FIELDS = list(Record.model_fields)
+
+
+def to_rows(records: list[Record]) -> list[dict]:
+    return [r.model_dump() for r in records]
+
+
+def records_to_dataset(records: list[Record]) -> datasets.Dataset:
+    return datasets.Dataset.from_list(to_rows(records), features=RECORD_FEATURES)
+
+
+def dataset_to_records(ds: datasets.Dataset) -> list[Record]:
+    return [Record.model_validate(row) for row in ds]

@@ -1,0 +1,120 @@
+"""The risk taxonomy (taxonomy.yaml): domains, categories, intents, intervention strategies."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ._yaml import load_model
+
+TAXONOMY_FILE = Path(__file__).with_name("taxonomy.yaml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Intent(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=1)
+
+
+class Strategy(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+
+
+class Category(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=1)
+
+
+class DomainStrategy(_Strict):
+    id: str
+    intents: list[str] = Field(min_length=1)
+
+
+class Domain(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    description: str
+    categories: list[Category] = Field(min_length=4)
+    intents: list[str] = Field(min_length=1)
+    strategies: list[DomainStrategy] = Field(min_length=1)
+
+    def category_ids(self) -> list[str]:
+        return [c.id for c in self.categories]
+
+
+class Taxonomy(_Strict):
+    version: int
+    intents: list[Intent] = Field(min_length=1)
+    strategies: list[Strategy] = Field(min_length=1)
+    domains: list[Domain] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "Taxonomy":
+        intents = {i.id for i in self.intents}
+        strategies = {s.id for s in self.strategies}
+        for kind, ids in (("intent", [i.id for i in self.intents]), ("strategy", [s.id for s in self.strategies]),
+                          ("domain", [d.id for d in self.domains])):
+            dupes = sorted({x for x in ids if ids.count(x) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {kind} id(s): {', '.join(dupes)}")
+        for i, d in enumerate(self.domains):
+            where = f"domains[{i}] ({d.id})"
+            for intent in d.intents:
+                if intent not in intents:
+                    raise ValueError(f"{where}.intents: '{intent}' is not one of the intents {sorted(intents)}")
+            for s in d.strategies:
+                if s.id not in strategies:
+                    raise ValueError(f"{where}.strategies: '{s.id}' is not one of the strategies {sorted(strategies)}")
+                for intent in s.intents:
+                    if intent not in d.intents:
+                        raise ValueError(f"{where}.strategies ({s.id}): intent '{intent}' is not in the domain's intents")
+            uncovered = [x for x in d.intents if not any(x in s.intents for s in d.strategies)]
+            if uncovered:
+                raise ValueError(f"{where}: no strategy covers the intent(s) {uncovered}")
+        return self
+
+    # -- lookups -------------------------------------------------------------------------------
+    def domain_ids(self) -> list[str]:
+        return [d.id for d in self.domains]
+
+    def domain(self, domain_id: str) -> Domain:
+        for d in self.domains:
+            if d.id == domain_id:
+                return d
+        raise KeyError(f"unknown domain '{domain_id}'; expected one of {self.domain_ids()}")
+
+    def strategy(self, strategy_id: str) -> Strategy:
+        for s in self.strategies:
+            if s.id == strategy_id:
+                return s
+        raise KeyError(f"unknown strategy '{strategy_id}'")
+
+    def highest_risk(self, domain_ids: list[str]) -> str:
+        """The domain a multi-domain prompt takes: the first in the taxonomy's risk order."""
+        order = self.domain_ids()
+        return min(domain_ids, key=order.index)
+
+    def choose_strategy(self, domain_id: str, intent: str | None, key: str) -> str:
+        """A strategy fitting the domain and intent, picked deterministically by `key` (the record id)
+        so that a corpus spreads over the strategies that fit instead of reusing one."""
+        domain = self.domain(domain_id)
+        fitting = [s.id for s in domain.strategies if intent in s.intents] or [s.id for s in domain.strategies]
+        digest = int(hashlib.sha256(key.encode()).hexdigest(), 16)
+        return fitting[digest % len(fitting)]
+
+
+def load_taxonomy(path: str | Path = TAXONOMY_FILE) -> Taxonomy:
+    return load_model(path, Taxonomy)
+
+
+@cache
+def default_taxonomy() -> Taxonomy:
+    return load_taxonomy()
