@@ -25,11 +25,12 @@ REFUSAL_MARKERS = (
 _URL = re.compile(r"\b(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:org|com|uk|gov|net|info|io|us)(?:/[^\s)\]>,]*)?",
                   re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-# Long numbers: 7+ digits with the usual separators. Short codes (988, 116 123, 741741): after call/text/dial.
-_PHONE = re.compile(r"(?<![\w.])\+?\(?\d[\d\s().-]{5,}\d(?![\w])")
+# Long numbers: 7+ digits with the usual separators. Short codes (988, 116 123, 741741): a few words after
+# call/text/dial/ring/contact.
+_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)[\s.-]?)?\d[\d\s.-]{4,}\d(?![\w])")
 # Year ranges and dates ("1914-1918", "2017-06-30", "30/06/2017") are not phone numbers.
 _NOT_PHONE = re.compile(r"(1[5-9]|20)\d\d\s*[-–/]\s*((1[5-9]|20)\d\d|\d\d)|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
-_SHORT = re.compile(r"\b(?:call|text|dial|ring|phone)(?:ing)?\s+(?:[A-Z]+\s+to\s+)?(?:the\s+)?(\d{3}(?:[\s-]?\d{3})?)\b",
+_SHORT = re.compile(r"\b(?:call|text|dial|ring|phone|contact|reach)\w*\s+(?:[^\s\d]+\s+){0,3}?(\d{3}(?:[\s-]?\d{3})?)(?![\d\w])",
                     re.IGNORECASE)
 
 

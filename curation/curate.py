@@ -38,7 +38,8 @@ def curate(records: list[Record], config: CurationConfig, run: RunFolder, *, see
                                         test_per_domain=config.splits.test_per_domain, seed=seed)
     dataset = datasets.DatasetDict({name: records_to_dataset(rows) for name, rows in splits.items()})
     run.curated.mkdir(parents=True, exist_ok=True)
-    dataset.save_to_disk(str(run.curated))
+    # one shard per split: datasets writes an empty split as zero shards, which load_from_disk cannot read
+    dataset.save_to_disk(str(run.curated), num_shards={name: 1 for name in dataset})
     for name, split in dataset.items():
         split.to_parquet(str(run.curated / "parquet" / f"{name}.parquet"))
     run.record_stage("split", seconds=time.perf_counter() - t,

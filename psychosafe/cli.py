@@ -81,6 +81,9 @@ def doctor() -> None:
 
 
 def main() -> None:
+    import datasets
+
+    datasets.disable_progress_bars()  # our own progress bar says what matters
     try:
         app()
     except PsychosafeError as exc:

@@ -46,7 +46,7 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
         "in": len(records), "kept": len(generated.records), "rejected": len(generated.rejected),
         "generated_now": generated.generated_now, "resumed_from_batches": generated.resumed,
         "output_tokens": generated.output_tokens})
-    records_to_dataset(generated.records).save_to_disk(str(run.synthesized / "dataset"))
+    records_to_dataset(generated.records).save_to_disk(str(run.synthesized / "dataset"), num_shards=1)
     return generated.records
 
 

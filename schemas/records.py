@@ -160,6 +160,10 @@ def to_rows(records: list[Record]) -> list[dict]:
 
 
 def records_to_dataset(records: list[Record]) -> datasets.Dataset:
+    if not records:  # from_list cannot build an empty dataset with features
+        import pyarrow as pa
+
+        return datasets.Dataset(pa.Table.from_pylist([], schema=RECORD_FEATURES.arrow_schema))
     return datasets.Dataset.from_list(to_rows(records), features=RECORD_FEATURES)
 
 

