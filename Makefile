@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/psychosafe rebuild
 
-test: setup
+# Services the tests start themselves (each in a virtualenv of its own) are set up by the targets listed here.
+TEST_SERVICES :=
+
+test: setup $(TEST_SERVICES)
 	$(BIN)/python -m pytest
 
 test-fast: setup

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Optional
@@ -78,6 +80,18 @@ def doctor() -> None:
     Console().print(table)
     if any(status == "missing" for _, status, _ in rows):
         raise typer.Exit(1)
+
+
+# Each later stage owns its commands in a module of its own (a Typer app), registered here by name.
+STAGE_APPS = {
+    "review": "psychosafe.curation.review_cli",
+    "publish": "psychosafe.curation.publish_cli",
+    "train": "psychosafe.train.cli",
+    "eval": "psychosafe.eval.cli",
+}
+for _name, _module in STAGE_APPS.items():
+    if importlib.util.find_spec(_module) is not None:
+        app.add_typer(importlib.import_module(_module).app, name=_name)
 
 
 def main() -> None:
