@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from distilabel.pipeline import Pipeline
 from distilabel.steps import LoadDataFromDicts, Step, StepInput
@@ -71,6 +71,50 @@ def read_batches(out_dir: Path) -> dict[str, dict]:
     return rows
 
 
+def run_persisted(rows: list[dict[str, Any]], connect: Callable[[LoadDataFromDicts], Step], out_dir: Path, *,
+                  name: str, batch_size: int, progress: bool = True, label: str = "generating",
+                  ray_address: str | None = None, use_ray: bool = False) -> dict[str, dict]:
+    """Run `load >> connect(load) >> persist` over the rows (each with a unique "id") not yet persisted in
+    `out_dir/batches`; return id -> finished row for every row.
+
+    `connect(load)` builds the steps inside the pipeline context and returns the last one, e.g.
+    `lambda load: load >> PsychoSafeResponse(llm=...)`. Raises if the run stopped before every row was done
+    (an interrupted distilabel run otherwise looks successful); a rerun then resumes.
+    """
+    batches = out_dir / "batches"
+    done = read_batches(batches)
+    todo = [r for r in rows if r["id"] not in done]
+    if todo:
+        if multiprocessing.get_start_method() == "fork":
+            raise PsychosafeError("distilabel pipelines here need the 'spawn' start method (fork deadlocks after torch "
+                                  "ran in this process); import psychosafe before anything sets 'fork'")
+        os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
+        cache_dir = out_dir / ".distilabel"
+        shutil.rmtree(cache_dir, ignore_errors=True)  # never let distilabel reload its own cache
+        with Pipeline(name=name, cache_dir=cache_dir) as pipeline:
+            load = LoadDataFromDicts(name="load_rows", data=todo, batch_size=batch_size)
+            last = connect(load)
+            last >> PersistBatches(name="persist", out_dir=str(batches), input_batch_size=batch_size)
+        if use_ray:
+            pipeline = pipeline.ray(ray_head_node_url=ray_address, ray_init_kwargs={"include_dashboard": False})
+        stop = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(batches, len(rows), len(rows) - len(todo), stop, progress, label),
+                                   daemon=True)
+        watcher.start()
+        try:
+            pipeline.run(use_cache=False)
+        finally:
+            stop.set()
+            watcher.join()
+        done = read_batches(batches)
+        missing = [r["id"] for r in todo if r["id"] not in done]
+        if missing:
+            raise PsychosafeError(
+                f"{name} stopped before the end: {len(rows) - len(missing)} of {len(rows)} rows are done "
+                f"(kept in {batches}); run the same command with the same run folder to finish the rest")
+    return {r["id"]: done[r["id"]] for r in rows}
+
+
 @dataclass
 class GenerationResult:
     records: list[Record] = field(default_factory=list)
@@ -87,61 +131,43 @@ def _pipeline_rows(records: list[Record]) -> list[dict[str, Any]]:
              "locale": r.locale} for r in records]
 
 
-def _watch(out_dir: Path, total: int, already: int, stop: threading.Event, show: bool) -> None:
+def _watch(out_dir: Path, total: int, already: int, stop: threading.Event, show: bool, label: str) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), disable=not show, transient=False) as bar:
-        task = bar.add_task("generate", total=total, completed=already)
+        task = bar.add_task(label, total=total, completed=already)
         while not stop.wait(0.5):
             bar.update(task, completed=len(read_batches(out_dir)))
         bar.update(task, completed=len(read_batches(out_dir)))
+
+
+def output_tokens(row: dict, step: str) -> int:
+    """Output tokens distilabel counted for one row of one step."""
+    stats = (row.get("distilabel_metadata") or {}).get(f"statistics_{step}") or {}
+    tokens = stats.get("output_tokens") or 0
+    return sum(tokens) if isinstance(tokens, list) else int(tokens)
 
 
 def generate_responses(records: list[Record], config: LLMConfig, out_dir: Path, *, name: str = "psychosafe-responses",
                        progress: bool = True) -> GenerationResult:
     """Fill `response` for every record, resuming from the batches already in `out_dir/batches`."""
     start = time.perf_counter()
-    batches = out_dir / "batches"
-    done = read_batches(batches)
-    todo = [r for r in records if r.id not in done]
-    result = GenerationResult(resumed=len(records) - len(todo))
-    if todo:
-        if multiprocessing.get_start_method() == "fork":
-            raise PsychosafeError("distilabel pipelines here need the 'spawn' start method (fork deadlocks after torch "
-                                  "ran in this process); import psychosafe before anything sets 'fork'")
-        os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
-        cache_dir = out_dir / ".distilabel"
-        shutil.rmtree(cache_dir, ignore_errors=True)  # never let distilabel reload its own cache
-        with Pipeline(name=name, cache_dir=cache_dir) as pipeline:
-            load = LoadDataFromDicts(name="load_records", data=_pipeline_rows(todo), batch_size=config.batch_size)
-            respond = PsychoSafeResponse(name="respond", llm=build_llm(config), input_batch_size=config.batch_size)
-            persist = PersistBatches(name="persist", out_dir=str(batches), input_batch_size=config.batch_size)
-            load >> respond >> persist
-        stop = threading.Event()
-        watcher = threading.Thread(target=_watch, args=(batches, len(records), result.resumed, stop, progress), daemon=True)
-        watcher.start()
-        try:
-            pipeline.run(use_cache=False)
-        finally:
-            stop.set()
-            watcher.join()
-        done = read_batches(batches)
-        missing = [r.id for r in todo if r.id not in done]
-        if missing:
-            raise PsychosafeError(
-                f"generation stopped before the end: {len(records) - len(missing)} of {len(records)} records are done "
-                f"(kept in {batches}); run the same command with the same run folder to finish the rest")
-        result.generated_now = len(todo)
+    persisted = read_batches(out_dir / "batches")
+    already = sum(1 for r in records if r.id in persisted)
+    llm = build_llm(config)
+    done = run_persisted(
+        _pipeline_rows(records),
+        lambda load: load >> PsychoSafeResponse(name="respond", llm=llm, input_batch_size=config.batch_size),
+        out_dir, name=name, batch_size=config.batch_size, progress=progress)
+    result = GenerationResult()
+    result.resumed, result.generated_now = already, len(records) - already
     for r in records:
         row = done[r.id]
-        meta = row.get("distilabel_metadata") or {}
-        stats = meta.get("statistics_respond") or {}
-        tokens = stats.get("output_tokens") or 0
-        result.output_tokens += sum(tokens) if isinstance(tokens, list) else int(tokens)
+        result.output_tokens += output_tokens(row, "respond")
         text = (row.get("response") or "").strip()
         if not text:
-            raw = meta.get("raw_output_respond")
+            raw = (row.get("distilabel_metadata") or {}).get("raw_output_respond")
             result.rejected.append(Rejected(stage="generate", reason="empty response from the model", id=r.id,
                                             domain=r.domain, raw_output=raw, record=r.model_dump_json()))
             continue

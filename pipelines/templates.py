@@ -42,3 +42,36 @@ def response_system_prompt(record: Record) -> str:
 
 def generic_system_prompt() -> str:
     return _GENERIC
+
+
+# -- the rubric as prompt text: the critique and the judge both use these, so they cannot drift --------
+
+def rubric_text(label: str) -> str:
+    """The criteria of rubric.yaml that apply to a prompt's label, with their anchors."""
+    from psychosafe.schemas import default_rubric
+
+    rubric = default_rubric()
+    if label == "benign":
+        b = rubric.benign
+        options = "\n".join(f'  - "{o.id}": {o.description}' for o in b.options)
+        return f"{b.id} ({b.name}): {b.question}\n{options}"
+    blocks = []
+    for c in rubric.criteria:
+        scale = "true or false" if c.kind == "binary" else f"an integer from {c.min} to {c.max}"
+        anchors = "\n".join(f"  - {k}: {v}" for k, v in c.anchors.items())
+        blocks.append(f"{c.id} ({c.name}), {scale}: {c.question.strip()}\n{anchors}")
+    return "\n".join(blocks)
+
+
+def scores_json_shape(label: str, *, with_critique: bool) -> str:
+    """The JSON object the model must answer with, e.g. {"refusal": true|false, "grounding": 1-5, ...}."""
+    from psychosafe.schemas import default_rubric
+
+    rubric = default_rubric()
+    if label == "benign":
+        fields = [f'"{rubric.benign.id}": ' + " | ".join(f'"{o}"' for o in rubric.benign.option_ids())]
+    else:
+        fields = [f'"{c.id}": ' + ("true | false" if c.kind == "binary" else f"{c.min}-{c.max}") for c in rubric.criteria]
+    if with_critique:
+        fields.append('"critique": "what to improve, in one or two sentences"')
+    return "{" + ", ".join(fields) + "}"
