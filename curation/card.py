@@ -228,8 +228,9 @@ def _taxonomy_section(inputs: CardInputs) -> list[str]:
     by_category = Counter((r.domain, r.category) for r in records)
     rows = [[d.id, c.id, c.description, by_category[(d.id, c.id)]] for d in taxonomy.domains for c in d.categories]
     known = {(d.id, c.id) for d in taxonomy.domains for c in d.categories}
+    order = taxonomy.domain_ids()
     rows += [[dom, cat or "(none)", "not in the taxonomy" if cat else "no category recorded", n]
-             for (dom, cat), n in sorted(by_category.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
+             for (dom, cat), n in sorted(by_category.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1] or ""))
              if (dom, cat) not in known]
     md += ["Records per category:", "", md_table(["domain", "category", "description", "records"], rows), ""]
     intents = Counter(r.intent for r in records)
@@ -323,20 +324,23 @@ def _curation_highlights(stages: dict) -> list[str]:
         out.append(f"- Duplicates removed: {sum(dedup.values())} ("
                    + ", ".join(f"{n}: {v}" for n, v in dedup.items()) + ")")
     for name, s in stages.items():
-        if "template" in name:
+        if "template" in name or "collapse" in name:
             out.append(f"- Template collapse ({name}): "
                        + (", ".join(f"{k} {v}" for k, v in _details(s["counts"])) or "nothing found"))
     unverified = sum(v for s in stages.values() for k, v in (s["counts"].get("reasons") or {}).items()
                      if k.startswith("unverified contact"))
     if any("reasons" in s["counts"] for s in stages.values()):
         out.append(f"- Records set aside for unverified contact details: {unverified}")
-    if "balance" in stages:
-        per_domain = stages["balance"]["counts"].get("kept_per_domain") or {}
-        out.append("- Balance: " + (", ".join(f"{d} {n}" for d, n in per_domain.items()) or "no per-domain counts")
-                   + "".join(f"; {k} {v}" for k, v in _flat(stages["balance"]["counts"])
-                             if k.startswith("shortfall")))
-    if "split" in stages:
-        out.append("- Splits: " + ", ".join(f"{k} {v}" for k, v in _flat(stages["split"]["counts"])))
+    for name, s in stages.items():
+        if "balance" in name:
+            per_domain = s["counts"].get("kept_per_domain") or {}
+            out.append(f"- Balance ({name}): " + (", ".join(f"{d} {n}" for d, n in per_domain.items())
+                                                  or "no per-domain counts")
+                       + "".join(f"; {k} {v}" for k, v in _flat(s["counts"])
+                                 if k.startswith(("target", "shortfall", "short_by"))))
+    for name, s in stages.items():
+        if name.startswith("split"):
+            out.append(f"- Splits ({name}): " + ", ".join(f"{k} {v}" for k, v in _flat(s["counts"])))
     return out
 
 
@@ -392,7 +396,7 @@ def _sources_section(inputs: CardInputs) -> list[str]:
           f"This release is published under `{inputs.license}`. Records keep the license of the source their "
           "prompt came from:", "",
           md_table(["source kind", "dataset", "license", "records"],
-                   [[k, d or "(psychosafe)", lic or "**unknown**", n]
+                   [[k, d or "(psychosafe)", lic or (inputs.license if k != "imported" else "**unknown**"), n]
                     for (k, d, lic), n in sorted(rows.items(), key=lambda kv: -kv[1])]), ""]
     return md
 

@@ -73,6 +73,9 @@ def write_run(path: Path, records: list[Record], *, reviewed: bool = True) -> Ru
                                                                "rate": 0.25})
     run.record_stage("checks", seconds=0.3, counts={"in": n + 1, "kept": n, "rejected": 1,
                                                     "reasons": {"unverified contact detail": 1}})
+    run.record_stage("balance_curated", seconds=0.1, counts={
+        "in": n, "kept": n, "rejected": 0, "kept_per_domain": {"suicide_self_harm": 4, "substance": 3},
+        "target": 20, "shortfall": {"weapon/harmful": 3}, "short_by": 3})
     run.record_stage("brand_new_stage", seconds=0.4, counts={"in": n, "kept": n, "rejected": 0, "widgets": 17})
     splits = {"train": records[:-4], "validation": records[-4:-2], "test": records[-2:]}
     run.record_stage("split", seconds=0.5, counts={name: len(rows) for name, rows in splits.items()})
@@ -181,12 +184,14 @@ def test_card_tables_match_the_data_and_the_run(tmp_path):
     # curation: every stage in the manifest, including one the card has never heard of, in order
     stage_rows = [line.split("|")[1].strip() for line in body.split("## Curation")[1].split("##")[0].splitlines()
                   if line.startswith("| ") and not line.startswith("| stage")]
-    assert stage_rows == ["dedup", "template_collapse", "checks", "brand_new_stage", "split"]
+    assert stage_rows == ["dedup", "template_collapse", "checks", "balance_curated", "brand_new_stage", "split"]
     assert "widgets: 17" in _row(body, "brand_new_stage")[-1]
     assert "- Duplicates removed: 2 (dedup: 2)" in body
     assert "- Template collapse (template_collapse): flagged 3, rate 0.25" in body
     assert "- Records set aside for unverified contact details: 1" in body
-    assert "- Splits: train 7, validation 2, test 2" in body
+    assert "- Splits (split): train 7, validation 2, test 2" in body
+    assert ("- Balance (balance_curated): suicide_self_harm 4, substance 3; target 20; shortfall.weapon/harmful 3; "
+            "short_by 3") in body
     # review figures and agreement from review/summary.json
     assert "by 2 annotator(s)" in body and "`majority` rule" in body
     assert _row(body, "accepted") == ["accepted", str(len(records) - 1), str(len(records))]
@@ -194,7 +199,7 @@ def test_card_tables_match_the_data_and_the_run(tmp_path):
     assert _row(body, "grounding", "krippendorff_alpha") == ["grounding", "krippendorff_alpha", "0.643", "9"]
     # sources and their licenses; XSTest is cited because a record comes from it
     assert _row(body, "imported", "xstest") == ["imported", "xstest", "CC-BY-4.0", "1"]
-    assert _row(body, "seed", "(psychosafe)")[-1] == str(len(records) - 1)
+    assert _row(body, "seed", "(psychosafe)") == ["seed", "(psychosafe)", "cc-by-4.0", str(len(records) - 1)]
     assert "arXiv" in body and "2606.09697" in body and "rottger2024xstest" in body
     assert "## Limitations" in body
 
