@@ -74,6 +74,7 @@ class CardInputs:
     blocked_reasons: Counter = field(default_factory=Counter)  # reason -> records it blocks (a record can have several)
     blocked_included: bool = False  # --force: published anyway
     excluded: int = 0  # --exclude-blocked: records withheld
+    empty_splits: list[str] = field(default_factory=list)  # left out of the repository
 
 
 # -- the YAML header ---------------------------------------------------------------------------
@@ -197,6 +198,9 @@ def _structure_section(inputs: CardInputs) -> list[str]:
                     for name, rows in inputs.splits.items()]
                    + [["**total**", total, sum(c["harmful"] for c in labels.values()),
                        sum(c["benign"] for c in labels.values())]]), ""]
+    if inputs.empty_splits:
+        md += [f"The run's {', '.join(f'`{s}`' for s in inputs.empty_splits)} split(s) hold no record in this release "
+               "and are left out (a dataset split cannot be empty).", ""]
     features = RECORD_FEATURES
     md += ["Fields (one record schema for every split):", "",
            md_table(["field", "type", "meaning"],

@@ -64,6 +64,7 @@ class PublishResult:
     blocked: list[BlockedRecord] = field(default_factory=list)
     forced: bool = False
     excluded: int = 0
+    empty_splits: list[str] = field(default_factory=list)
     url: str | None = None
     commit: str | None = None
     tag: str | None = None
@@ -150,6 +151,12 @@ def build_publish_folder(run_dir: str | Path, repo_id: str, config: PublishConfi
         ids = {b.id for b in blocked}
         excluded = sum(1 for rows in splits.values() for r in rows if r.id in ids)
         splits = {name: [r for r in rows if r.id not in ids] for name, rows in splits.items()}
+    if not any(splits.values()):
+        raise PsychosafeError(f"{run.curated}: nothing to publish: no record "
+                              + ("passes the guards" if excluded else "in any split"))
+    # datasets cannot load a split without rows, so an empty split is left out of the repository (the card says so)
+    empty_splits = [name for name, rows in splits.items() if not rows]
+    splits = {name: rows for name, rows in splits.items() if rows}
 
     tmp = run.path / f".publish.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -163,13 +170,14 @@ def build_publish_folder(run_dir: str | Path, repo_id: str, config: PublishConfi
         license=config.license, task_categories=config.task_categories, tags=config.tags, split_bytes=split_bytes,
         review_summary=review_summary, require_review=config.require_review, blocked=len(blocked),
         blocked_reasons=Counter(reason for b in blocked for reason in b.reasons),
-        blocked_included=bool(blocked) and force, excluded=excluded))
+        blocked_included=bool(blocked) and force, excluded=excluded, empty_splits=empty_splits))
     (tmp / "README.md").write_text(card, encoding="utf-8")
     files.append("README.md")
     shutil.rmtree(run.publish, ignore_errors=True)
     os.replace(tmp, run.publish)
     result = PublishResult(folder=run.publish, repo_id=repo_id, splits={n: len(r) for n, r in splits.items()},
-                           files=sorted(files), blocked=blocked, forced=bool(blocked) and force, excluded=excluded)
+                           files=sorted(files), blocked=blocked, forced=bool(blocked) and force, excluded=excluded,
+                           empty_splits=empty_splits)
     run.record_stage("publish", seconds=time.perf_counter() - t, counts={
         "in": sum(result.splits.values()) + excluded, "kept": sum(result.splits.values()), "rejected": excluded,
         "blocked": len(blocked), "forced": result.forced, "splits": result.splits})

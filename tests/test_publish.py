@@ -60,7 +60,8 @@ def default_records(status: str = "accepted") -> list[Record]:
     return records
 
 
-def write_run(path: Path, records: list[Record], *, reviewed: bool = True) -> RunFolder:
+def write_run(path: Path, records: list[Record], *, reviewed: bool = True,
+              splits: dict[str, list[Record]] | None = None) -> RunFolder:
     """A run folder as curation leaves it: curated/ (DatasetDict) and a manifest with stages."""
     run = RunFolder(path)
     run.start(config={"name": "test", "seed": 7, "generator": {"backend": "transformers", "model": "test-model"},
@@ -77,7 +78,7 @@ def write_run(path: Path, records: list[Record], *, reviewed: bool = True) -> Ru
         "in": n, "kept": n, "rejected": 0, "kept_per_domain": {"suicide_self_harm": 4, "substance": 3},
         "target": 20, "shortfall": {"weapon/harmful": 3}, "short_by": 3})
     run.record_stage("brand_new_stage", seconds=0.4, counts={"in": n, "kept": n, "rejected": 0, "widgets": 17})
-    splits = {"train": records[:-4], "validation": records[-4:-2], "test": records[-2:]}
+    splits = splits or {"train": records[:-4], "validation": records[-4:-2], "test": records[-2:]}
     run.record_stage("split", seconds=0.5, counts={name: len(rows) for name, rows in splits.items()})
     dataset = datasets.DatasetDict({name: records_to_dataset(rows) for name, rows in splits.items()})
     dataset.save_to_disk(str(run.curated), num_shards={name: 1 for name in dataset})
@@ -231,6 +232,23 @@ def test_shards_split_large_splits_and_still_round_trip(tmp_path):
     assert len(train) > 1 and train[0].endswith(f"-of-{len(train):05d}.parquet")
     published = datasets.load_dataset(str(run.publish))
     assert published["train"].to_list() == datasets.load_from_disk(str(run.curated))["train"].to_list()
+
+
+def test_an_empty_split_is_left_out_and_said_so(tmp_path):
+    records = default_records()
+    run = write_run(tmp_path / "run", records, splits={"train": records[:-2], "validation": [], "test": records[-2:]})
+    result = build_publish_folder(run.path, "org/name", REVIEWED)
+    assert result.empty_splits == ["validation"] and list(result.splits) == ["train", "test"]
+    assert list(datasets.load_dataset(str(run.publish))) == ["train", "test"]
+    meta, body = _card(run.publish)
+    assert [f["split"] for f in meta["configs"][0]["data_files"]] == ["train", "test"]
+    assert "`validation` split(s) hold no record in this release" in body
+
+
+def test_nothing_left_to_publish_is_an_error(tmp_path):
+    run = write_run(tmp_path / "run", [make_record(*row, status="pending") for row in ROWS[:3]])
+    with pytest.raises(PsychosafeError, match="nothing to publish: no record passes the guards"):
+        build_publish_folder(run.path, "org/name", REVIEWED, exclude_blocked=True)
 
 
 def test_bad_input_is_named(tmp_path):
