@@ -1,0 +1,81 @@
+"""`psychosafe review push | pull | status`: the Argilla review queue. Thin: options -> config -> library call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Human review in Argilla (server from ARGILLA_API_URL / ARGILLA_API_KEY or configs/review.yaml).")
+console = Console(stderr=True)
+
+ReviewConfigOpt = typer.Option(None, "--config", "-c", help="review config YAML (default: configs/review.yaml)")
+RunDirOpt = typer.Option(..., "--run-dir", help="a run folder with curated/ (or synthesized/)")
+DatasetOpt = typer.Option(None, "--dataset", help="Argilla dataset name (default: the config's)")
+WorkspaceOpt = typer.Option(None, "--workspace", help="Argilla workspace (default: the config's)")
+MinSubmittedOpt = typer.Option(None, "--min-submitted", help="submitted responses a record needs")
+
+
+def _config(path: Optional[Path], **overrides):
+    from psychosafe.curation.review import load_review_config
+
+    return load_review_config(path, **overrides)
+
+
+@app.command()
+def push(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, dataset: Optional[str] = DatasetOpt,
+         workspace: Optional[str] = WorkspaceOpt, min_submitted: Optional[int] = MinSubmittedOpt,
+         select: Optional[str] = typer.Option(None, help="comma-separated rules: all, low_scores, flagged, sample"),
+         sample_per_domain: Optional[int] = typer.Option(None, help="records per domain for the `sample` rule")) -> None:
+    """Push a run's records (all, or those the selection picks) into the review queue."""
+    from psychosafe.curation.review import push_review
+    from psychosafe.runs import RunFolder
+
+    cfg = _config(config, dataset=dataset, workspace=workspace, min_submitted=min_submitted,
+                  rules=select.split(",") if select else None, sample_per_domain=sample_per_domain)
+    result = push_review(RunFolder(run_dir), cfg)
+    counts = result["counts"]
+    console.print(f"[green]pushed[/green] {counts['selected']} of {counts['in_run']} records to "
+                  f"{result['url']} ({cfg.workspace}/{cfg.dataset}): {counts['created']} created, "
+                  f"{counts['updated']} updated, {counts['unchanged']} unchanged")
+    console.print(f"log: {Path(run_dir) / 'review' / 'push.json'}")
+
+
+@app.command()
+def pull(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, dataset: Optional[str] = DatasetOpt,
+         workspace: Optional[str] = WorkspaceOpt, min_submitted: Optional[int] = MinSubmittedOpt,
+         rule: Optional[str] = typer.Option(None, help="several annotators: majority or unanimity")) -> None:
+    """Merge submitted responses into the run: review/dataset, summary.json, report.md."""
+    from psychosafe.curation.review import pull_review
+    from psychosafe.runs import RunFolder
+
+    cfg = _config(config, dataset=dataset, workspace=workspace, min_submitted=min_submitted, rule=rule)
+    summary = pull_review(RunFolder(run_dir), cfg)
+    console.print("[green]merged[/green]: " + ", ".join(f"{k} {v}" for k, v in summary["statuses"].items())
+                  + f" ({summary['annotators']} annotators, rule {summary['rule']})")
+    review = Path(run_dir) / "review"
+    console.print(f"dataset: {review / 'dataset'}\nreport: {review / 'report.md'}\nsummary: {review / 'summary.json'}")
+
+
+@app.command()
+def status(config: Optional[Path] = ReviewConfigOpt, dataset: Optional[str] = DatasetOpt,
+           workspace: Optional[str] = WorkspaceOpt, min_submitted: Optional[int] = MinSubmittedOpt) -> None:
+    """Progress of the review queue per domain and per annotator."""
+    from psychosafe.curation.review import review_status
+
+    progress = review_status(_config(config, dataset=dataset, workspace=workspace, min_submitted=min_submitted))
+    out = Console()
+    out.print(f"{progress['workspace']}/{progress['dataset']} at {progress['url']}: {progress['records']} records, "
+              f"{progress['min_submitted']} submitted response(s) needed each")
+    domains = Table("domain", "records", "with a response", "completed")
+    for domain, c in progress["per_domain"].items():
+        domains.add_row(domain, str(c["records"]), str(c["with_responses"]), str(c["completed"]))
+    out.print(domains)
+    annotators = Table("annotator", "submitted", "draft", "discarded")
+    for user, c in progress["per_annotator"].items():
+        annotators.add_row(user, str(c["submitted"]), str(c["draft"]), str(c["discarded"]))
+    out.print(annotators if progress["per_annotator"] else "no responses yet")

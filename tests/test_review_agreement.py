@@ -1,0 +1,93 @@
+"""Agreement metrics, aggregation rules, selection and merge: no server needed. Expected values are
+worked out by hand in the comments."""
+
+import pytest
+
+from psychosafe.curation.agreement import aggregate, cohen_kappa, krippendorff_alpha
+from psychosafe.curation.review import Annotation, SelectionConfig, load_review_config, merge_record, select_records
+from psychosafe.errors import InputError
+from psychosafe.schemas import Checks, Record, Scores, record_id
+
+
+def test_cohen_kappa_binary():
+    # 9 pairs, one mismatch: p_o = 8/9; marginals T7 F2 vs T8 F1: p_e = (56 + 2) / 81 = 58/81
+    a = [True] * 3 + [False] + [True] * 4 + [False]
+    b = [True] * 8 + [False]
+    assert cohen_kappa(a, b, categories=[False, True]) == pytest.approx(14 / 23)
+
+
+def test_cohen_kappa_quadratic():
+    # one pair off by one on a 1-3 scale: weight (1/2)^2; see the worked sum in the review test for larger cases
+    a, b = [1, 2, 3, 3], [1, 2, 3, 2]
+    observed = (0.25) / 4
+    # marginals a: 1:1, 2:1, 3:2; b: 1:1, 2:2, 3:1 -> sum h_i g_j w_ij / 16
+    expected = (1 * 2 * .25 + 1 * 1 * 1 + 1 * 1 * .25 + 1 * 1 * .25 + 2 * 1 * 1 + 2 * 2 * .25) / 16
+    assert cohen_kappa(a, b, categories=[1, 2, 3], weights="quadratic") == pytest.approx(1 - observed / expected)
+
+
+def test_kappa_undefined_when_one_category():
+    assert cohen_kappa([True, True], [True, True], categories=[False, True]) is None
+    assert cohen_kappa([], [], categories=[False, True]) is None
+
+
+def test_krippendorff_alpha_interval_and_missing():
+    # units (4,5) (2,2) (3,3) (5,4) and a single rating (skipped): D_o = 4/8, D_e = 160/56 -> 1 - 7/40
+    alpha, n = krippendorff_alpha([[4, 5], [2, 2], [3, 3], [5, 4], [1]], level="interval")
+    assert n == 4 and alpha == pytest.approx(33 / 40)
+
+
+def test_krippendorff_alpha_nominal_three_raters():
+    # perfect agreement over two categories
+    alpha, n = krippendorff_alpha([["a", "a", "a"], ["b", "b"], ["a", "a"]], level="nominal")
+    assert n == 3 and alpha == pytest.approx(1.0)
+
+
+def test_aggregate_rules():
+    assert aggregate(["accept", "accept", "reject"], "majority") == "accept"
+    assert aggregate(["accept", "reject"], "majority") is None  # a tie is not a majority
+    assert aggregate(["accept", "accept", "reject"], "unanimity") is None
+    assert aggregate(["edit", "edit"], "unanimity") == "edit"
+    assert aggregate([], "majority") is None
+
+
+def _record(prompt, domain="violence", **kw):
+    return Record(id=record_id(prompt, domain), prompt=prompt, response="I can't help with that.", label="harmful",
+                  domain=domain, **kw)
+
+
+def test_selection_rules():
+    low = _record("low one", scores=Scores(refusal=True, grounding=2, references=True, relevance=5))
+    good = _record("good one", scores=Scores(refusal=True, grounding=5, references=True, relevance=5))
+    flagged = _record("flagged one", checks=Checks(passed=False, unverified_contacts=["555-0100"]))
+    others = [_record(f"sample {i}", domain="substance") for i in range(5)]
+    rows = [low, good, flagged, *others]
+    assert select_records(rows, SelectionConfig(rules=["all"])) == rows
+    assert [r.id for r in select_records(rows, SelectionConfig(rules=["low_scores"]))] == [low.id]
+    assert [r.id for r in select_records(rows, SelectionConfig(rules=["low_scores", "flagged"]))] == [low.id, flagged.id]
+    sample = select_records(rows, SelectionConfig(rules=["sample"], sample_per_domain=2, seed=1))
+    assert sum(r.domain == "substance" for r in sample) == 2 and sum(r.domain == "violence" for r in sample) == 2
+    assert sample == select_records(list(reversed(rows)), SelectionConfig(rules=["sample"], sample_per_domain=2, seed=1))[::-1]
+
+
+def test_merge_unanimity_and_edit_without_text():
+    record = _record("merge me", scores=Scores(refusal=True, grounding=4, references=True, relevance=4))
+    a = Annotation("alice", "submitted", {"decision": "accept", "grounding": 4})
+    b = Annotation("bob", "submitted", {"decision": "accept", "grounding": 3})
+    c = Annotation("carol", "submitted", {"decision": "reject"})
+    merged, disagreements, _ = merge_record(record, [a, b, c], rule="majority", min_submitted=1)
+    assert merged.review.status == "accepted" and merged.review.human_scores.grounding == 3.5
+    assert {d["question"] for d in disagreements} == {"decision", "grounding"}
+    merged, _, problems = merge_record(record, [a, b, c], rule="unanimity", min_submitted=1)
+    assert merged.review.status == "pending" and "unanimity" in problems[0]["problem"]
+    edit = Annotation("alice", "submitted", {"decision": "edit", "corrected_response": "  "})
+    merged, _, problems = merge_record(record, [edit], rule="majority", min_submitted=1)
+    assert merged.review.status == "pending" and merged.response == record.response
+    assert "without a corrected response" in problems[0]["problem"]
+
+
+def test_review_config_errors_name_the_field(write):
+    path = write("review.yaml", "rule: plurality\n")
+    with pytest.raises(InputError, match=r"review.yaml.*rule"):
+        load_review_config(path)
+    with pytest.raises(InputError, match="min_submitted"):
+        load_review_config(None, min_submitted=0)
