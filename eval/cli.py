@@ -1,0 +1,138 @@
+"""`psychosafe eval`: generate | judge | xstest | sorry-bench | compare | report | capability.
+Thin: options -> EvalConfig -> one library function in psychosafe.eval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Evaluate models: rubric judge, baseline vs PsychoSafe comparisons, XSTest and SORRY-Bench.")
+console = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="eval config YAML (default: configs/eval.yaml)")
+RunDirOpt = typer.Option(None, "--run-dir", help="run folder; outputs go to its eval/<name>/ (default: a new one)")
+NameOpt = typer.Option(None, "--name", help="eval folder name (default: <prompt set>-<variant>)")
+VariantOpt = typer.Option(None, "--variant", help="system prompt: v0 generic, v1 PsychoSafe, v1-routed (upper bound)")
+AdapterOpt = typer.Option(None, "--adapter", help="LoRA adapter folder (PEFT), e.g. RUN/train/adapter")
+BackendOpt = typer.Option(None, "--backend", help="model under test: embedded, transformers, openai, vllm")
+ModelOpt = typer.Option(None, "--model", help="model under test: a local folder or a served model name")
+BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server for --backend openai")
+LimitOpt = typer.Option(None, "--limit", min=1, help="first N prompts per type / category / domain")
+NoJudgeOpt = typer.Option(False, "--no-judge", help="classify by string matching only (no judge model)")
+
+
+def _config(config: Optional[Path], *, variant=None, backend=None, model=None, base_url=None, retries=None):
+    from psychosafe.eval.config import load_eval_config
+
+    return load_eval_config(config, variant=variant, judge_retries=retries, **{
+        "generator.backend": backend, "generator.model": model, "generator.base_url": base_url})
+
+
+def _done(folder) -> None:
+    console.print(f"[green]done[/green]: {folder.path}\nsummary: {folder.path / 'summary.json'}\n"
+                  f"report: {folder.path / 'report.md'}")
+
+
+@app.command()
+def generate(prompts: str = typer.Option(..., "--prompts", help="xstest, sorry-bench=PATH, a JSONL/CSV/parquet file, "
+                                                                "or a saved dataset such as RUN/curated"),
+             split: str = typer.Option("validation", "--split", help="split of a saved DatasetDict"),
+             config: Optional[Path] = ConfigOpt, run_dir: Optional[Path] = RunDirOpt, name: Optional[str] = NameOpt,
+             variant: Optional[str] = VariantOpt, adapter: Optional[Path] = AdapterOpt,
+             backend: Optional[str] = BackendOpt, model: Optional[str] = ModelOpt,
+             base_url: Optional[str] = BaseUrlOpt, limit: Optional[int] = LimitOpt) -> None:
+    """Responses for a prompt set, written as a dataset in RUN/eval/<name>/generated."""
+    from psychosafe.eval import eval_folder, generate_run, load_prompt_set
+
+    cfg = _config(config, variant=variant, backend=backend, model=model, base_url=base_url)
+    records = load_prompt_set(prompts, split=split, limit=limit)
+    folder = eval_folder(run_dir, name or f"{records[0].benchmark}-{cfg.variant}")
+    _done(generate_run(records, cfg, folder, adapter=adapter))
+
+
+@app.command()
+def judge(folder: Path = typer.Argument(..., help="an eval folder (RUN/eval/<name>) with generated/"),
+          config: Optional[Path] = ConfigOpt,
+          retries: Optional[int] = typer.Option(None, "--retries", min=0, help="extra tries for unparseable answers")) -> None:
+    """Rubric judge (one model or a panel) and rule-based checks over an eval folder's responses."""
+    from psychosafe.eval import judge_run
+    from psychosafe.runs import RunFolder
+
+    _done(judge_run(RunFolder(folder), _config(config, retries=retries)))
+
+
+@app.command()
+def xstest(config: Optional[Path] = ConfigOpt, run_dir: Optional[Path] = RunDirOpt, name: Optional[str] = NameOpt,
+           variant: Optional[str] = VariantOpt, adapter: Optional[Path] = AdapterOpt,
+           backend: Optional[str] = BackendOpt, model: Optional[str] = ModelOpt, base_url: Optional[str] = BaseUrlOpt,
+           limit: Optional[int] = LimitOpt, no_judge: bool = NoJudgeOpt) -> None:
+    """XSTest (450 prompts, package data): over-refusal on the safe prompts, compliance on the unsafe ones."""
+    from psychosafe.eval import benchmark_run, eval_folder, load_xstest
+
+    cfg = _config(config, variant=variant, backend=backend, model=model, base_url=base_url)
+    records = load_xstest(limit)
+    _done(benchmark_run(records, cfg, eval_folder(run_dir, name or f"xstest-{cfg.variant}"), judge=not no_judge,
+                        adapter=adapter))
+
+
+@app.command("sorry-bench")
+def sorry_bench(data: Path = typer.Option(..., "--data", help="your local copy of SORRY-Bench (file or folder)"),
+                styles: Optional[str] = typer.Option(None, "--styles", help="comma-separated prompt styles (default: all)"),
+                config: Optional[Path] = ConfigOpt, run_dir: Optional[Path] = RunDirOpt, name: Optional[str] = NameOpt,
+                variant: Optional[str] = VariantOpt, adapter: Optional[Path] = AdapterOpt,
+                backend: Optional[str] = BackendOpt, model: Optional[str] = ModelOpt,
+                base_url: Optional[str] = BaseUrlOpt, limit: Optional[int] = LimitOpt,
+                no_judge: bool = NoJudgeOpt) -> None:
+    """SORRY-Bench from a local copy: fulfillment rate per category and prompt style (lower is safer)."""
+    from psychosafe.eval import benchmark_run, eval_folder, load_sorry_bench
+
+    cfg = _config(config, variant=variant, backend=backend, model=model, base_url=base_url)
+    records = load_sorry_bench(data, limit, [s.strip() for s in styles.split(",")] if styles else None)
+    _done(benchmark_run(records, cfg, eval_folder(run_dir, name or f"sorry-bench-{cfg.variant}"), judge=not no_judge,
+                        adapter=adapter))
+
+
+@app.command()
+def compare(a: Path = typer.Argument(..., help="judged eval folder A (the baseline)"),
+            b: Path = typer.Argument(..., help="judged eval folder B (the new model or prompt)"),
+            out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: A/../compare-A-vs-B)"),
+            config: Optional[Path] = ConfigOpt) -> None:
+    """Per-criterion rates and means, overall refusal quality, relative improvement, per domain, with intervals."""
+    from psychosafe.eval import compare_runs
+
+    cfg = _config(config)
+    out = out or a.parent / f"compare-{a.name}-vs-{b.name}"
+    s = compare_runs(a, b, out, resamples=cfg.bootstrap_resamples, seed=cfg.seed)
+    q = s["criteria"]["overall_quality"]
+    rel = "n/a" if q["relative"] is None else f"{100 * q['relative']:+.1f} %"
+    console.print(f"[green]done[/green]: overall refusal quality {q['base']} -> {q['new']} ({rel}, "
+                  f"n = {q['n']}, p = {q['p_value']})\nsummary: {out / 'summary.json'}\nreport: {out / 'report.md'}")
+
+
+@app.command()
+def report(folder: Path = typer.Argument(..., help="an eval folder")) -> None:
+    """Rebuild an eval folder's summary.json and report.md from its datasets."""
+    from psychosafe.eval import write_eval_report
+
+    path = write_eval_report(folder)
+    console.print(f"[green]done[/green]: {folder / 'summary.json'}\nreport: {path}")
+
+
+@app.command()
+def capability(folder: Path = typer.Argument(..., help="eval folder to add capability.json to"),
+               task: list[str] = typer.Option([], "--task", help="lm-evaluation-harness task, e.g. hellaswag (repeat)"),
+               config: Optional[Path] = ConfigOpt, adapter: Optional[Path] = AdapterOpt,
+               backend: Optional[str] = BackendOpt, model: Optional[str] = ModelOpt,
+               limit: Optional[int] = typer.Option(None, "--limit", min=1, help="examples per task")) -> None:
+    """Run lm-evaluation-harness tasks on the model under test (needs `pip install lm-eval`)."""
+    from psychosafe.eval import run_capability, write_eval_report
+
+    cfg = _config(config, backend=backend, model=model)
+    results = run_capability(cfg.generator, task or cfg.capability.tasks, folder,
+                             limit=limit or cfg.capability.limit, batch_size=cfg.capability.batch_size, adapter=adapter)
+    write_eval_report(folder)
+    console.print(f"[green]done[/green]: {results}")

@@ -1,0 +1,193 @@
+"""Eval metrics and the comparison on hand-made judged data with known answers (no model)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from psychosafe.eval import (
+    EvalRecord,
+    bootstrap_ci,
+    compare_runs,
+    fulfillment_summary,
+    overall_quality,
+    paired_comparison,
+    paired_permutation_test,
+    relative_improvement,
+    rubric_summary,
+    save_eval,
+    write_eval_report,
+    xstest_summary,
+)
+from psychosafe.schemas import Checks, Scores
+
+
+def _rec(i, label="harmful", domain="violence", scores=None, **kw):
+    return EvalRecord(id=f"r{i}", prompt=f"prompt {i}", response=f"response {i}", label=label, domain=domain,
+                      group=kw.pop("group", domain or ""), scores=Scores(**(scores or {})), **kw)
+
+
+def test_overall_quality_is_the_mean_of_the_four_scaled_to_unit():
+    s = Scores(refusal=True, grounding=5, references=False, relevance=3)
+    assert overall_quality(s) == pytest.approx((1 + 1 + 0 + 0.5) / 4)
+    assert overall_quality(Scores(refusal=False, grounding=1, references=False, relevance=1)) == 0
+    assert overall_quality(Scores(refusal=True, grounding=3)) is None  # not fully scored
+
+
+def test_relative_improvement_as_the_paper_reports_it():
+    assert relative_improvement(0.5, 0.75) == pytest.approx(0.5)
+    assert relative_improvement(0.64, 0.82) == pytest.approx(0.28125)  # ~ the paper's +28.1 %
+    assert relative_improvement(0.8, 0.6) == pytest.approx(-0.25)
+    assert relative_improvement(0, 0.5) is None and relative_improvement(None, 0.5) is None
+
+
+def test_rubric_summary_rates_and_means():
+    records = [
+        _rec(1, scores=dict(refusal=True, grounding=5, references=True, relevance=4)),
+        _rec(2, scores=dict(refusal=True, grounding=3, references=False, relevance=2)),
+        _rec(3, scores=dict(refusal=False, grounding=1, references=False, relevance=3)),
+        _rec(4, scores=dict(refusal=True, grounding=3, references=True, relevance=3)),
+        _rec(5, scores=dict(refusal=True)),  # partly scored: not counted
+        _rec(6, label="benign", scores=dict(compliance="full_compliance")),
+        _rec(7, label="benign", scores=dict(compliance="full_refusal")),
+    ]
+    s = rubric_summary(records, resamples=500)
+    assert s["n_harmful"] == 4
+    c = s["criteria"]
+    assert c["refusal"]["rate"] == pytest.approx(0.75)
+    assert c["references"]["rate"] == pytest.approx(0.5)
+    assert c["grounding"]["mean"] == pytest.approx(3.0) and c["grounding"]["unit_mean"] == pytest.approx(0.5)
+    assert c["relevance"]["mean"] == pytest.approx(3.0)
+    expected = np.mean([overall_quality(r.scores) for r in records[:4]])
+    assert s["overall_quality"]["mean"] == pytest.approx(expected)
+    lo, hi = s["overall_quality"]["ci"]
+    assert lo <= expected <= hi
+    assert s["benign"]["n"] == 2 and s["benign"]["rates"]["full_compliance"] == 0.5
+
+
+def test_bootstrap_intervals_contain_the_truth_at_about_the_stated_rate():
+    rng = np.random.default_rng(1)
+    covered = 0
+    for trial in range(60):
+        sample = rng.binomial(1, 0.3, size=300)
+        lo, hi = bootstrap_ci(sample, resamples=1000, seed=trial)
+        covered += lo <= 0.3 <= hi
+    assert covered >= 52  # 95 % nominal: at least ~87 % of 60 intervals hold the true rate
+
+
+def test_paired_permutation_test_exact_and_sampled():
+    # 5 pairs, every difference +1: of the 32 sign patterns, 2 have |mean| >= 1 -> p = 2/32
+    assert paired_permutation_test([0] * 5, [1] * 5) == pytest.approx(2 / 32)
+    assert paired_permutation_test([1, 0, 1], [1, 0, 1]) == 1.0
+    rng = np.random.default_rng(0)
+    base = rng.binomial(1, 0.4, 200).astype(float)
+    better = np.where(rng.random(200) < 0.5, 1.0, base)  # B fixes about half of A's failures
+    assert paired_permutation_test(base, better) < 0.001
+    noise = rng.permutation(base)
+    assert paired_permutation_test(base, noise) > 0.01
+
+
+def test_paired_comparison_relative_interval_contains_the_true_gain():
+    rng = np.random.default_rng(3)
+    a = rng.binomial(1, 0.4, 2000).astype(float)
+    b = np.where(rng.random(2000) < 0.25, 1.0, a)  # true rate 0.4 + 0.6 * 0.25 = 0.55: +37.5 %
+    out = paired_comparison(a, b, resamples=1000)
+    assert out["n"] == 2000
+    assert out["relative"] == pytest.approx((b.mean() - a.mean()) / a.mean())
+    lo, hi = out["relative_ci"]
+    assert lo <= 0.375 <= hi and hi - lo < 0.15
+    dlo, dhi = out["difference_ci"]
+    assert dlo <= 0.15 <= dhi
+    assert out["p_value"] < 0.001
+
+
+def test_xstest_summary_per_type():
+    rows = [
+        _rec(1, "benign", None, group="homonyms", string_match="full_refusal", scores=dict(compliance="partial_refusal")),
+        _rec(2, "benign", None, group="homonyms", string_match="full_compliance", scores=dict(compliance="full_compliance")),
+        _rec(3, "benign", None, group="definitions", string_match="full_compliance", scores=dict(compliance="full_refusal")),
+        _rec(4, "harmful", None, group="contrast_homonyms", string_match="full_compliance",
+             scores=dict(compliance="full_compliance")),
+        _rec(5, "harmful", None, group="contrast_homonyms", string_match="full_refusal",
+             scores=dict(compliance="full_refusal")),
+    ]
+    by_string = xstest_summary(rows, by="string_match")
+    assert by_string["safe"]["n"] == 3 and by_string["safe"]["refusal_rate"] == pytest.approx(1 / 3)
+    assert by_string["safe"]["types"]["homonyms"]["refusal_rate"] == 0.5
+    assert by_string["unsafe"]["compliance_rate"] == 0.5
+    by_judge = xstest_summary(rows, by="judge")
+    assert by_judge["safe"]["refusal_rate"] == pytest.approx(2 / 3)  # full + partial refusal
+    assert by_judge["safe"]["rates"]["partial_refusal"] == pytest.approx(1 / 3)
+    assert by_judge["safe"]["types"]["definitions"]["refusal_rate"] == 1.0
+
+
+def test_fulfillment_per_category_and_style():
+    rows = [_rec(i, "harmful", None, group=cat, style=style, scores=dict(compliance=c))
+            for i, (cat, style, c) in enumerate([("1", "base", "full_compliance"), ("1", "base", "full_refusal"),
+                                                 ("1", "slang", "partial_refusal"), ("10", "base", "full_refusal"),
+                                                 ("2", "slang", "full_compliance")])]
+    s = fulfillment_summary(rows)
+    assert s["n"] == 5 and s["fulfillment_rate"] == pytest.approx(3 / 5)
+    assert list(s["categories"]) == ["1", "2", "10"]  # natural order
+    assert s["categories"]["1"]["fulfillment_rate"] == pytest.approx(2 / 3)
+    assert s["styles"]["slang"]["fulfillment_rate"] == 1.0 and s["styles"]["base"]["fulfillment_rate"] == pytest.approx(1 / 3)
+
+
+def _folder(path, records):
+    save_eval(records, path / "judged")
+    write_eval_report(path)
+    return path
+
+
+def test_compare_two_judged_folders(tmp_path):
+    domains = ["suicide_self_harm", "substance"]
+    a_scores = [dict(refusal=True, grounding=2, references=False, relevance=2),
+                dict(refusal=True, grounding=3, references=True, relevance=3)]
+    b_scores = [dict(refusal=True, grounding=4, references=True, relevance=4),
+                dict(refusal=True, grounding=3, references=True, relevance=5)]
+    a = [_rec(i, domain=domains[i % 2], scores=a_scores[i % 2],
+              checks=Checks(verified_resources=["x"] if i % 2 else [])) for i in range(8)]
+    b = [_rec(i, domain=domains[i % 2], scores=b_scores[i % 2], checks=Checks(verified_resources=["x"]))
+         for i in range(8)]
+    a.append(_rec(9, "benign", "substance", scores=dict(compliance="full_refusal")))
+    b.append(_rec(9, "benign", "substance", scores=dict(compliance="full_compliance")))
+    b.append(_rec(10, scores=a_scores[0]))  # only in B: not paired
+    out = tmp_path / "cmp"
+    s = compare_runs(_folder(tmp_path / "a", a), _folder(tmp_path / "b", b), out, resamples=300)
+    assert s["counts"] == {"a": 9, "b": 10, "common": 9, "only_in_a": 0, "only_in_b": 1, "harmful_scored_in_both": 8}
+    crit = s["criteria"]
+    qa = np.mean([overall_quality(Scores(**x)) for x in a_scores])
+    qb = np.mean([overall_quality(Scores(**x)) for x in b_scores])
+    assert crit["overall_quality"]["base"] == pytest.approx(qa) and crit["overall_quality"]["new"] == pytest.approx(qb)
+    assert crit["overall_quality"]["relative"] == pytest.approx((qb - qa) / qa)
+    assert crit["references"]["base"] == 0.5 and crit["references"]["new"] == 1.0
+    assert crit["references"]["relative"] == pytest.approx(1.0)
+    assert crit["grounding"]["base_raw"] == 2.5 and crit["grounding"]["new_raw"] == 3.5
+    assert crit["refusal"]["difference"] == 0 and crit["refusal"]["p_value"] == 1.0
+    # 8 pairs all improving: the exact test gives 2 / 2**8
+    assert crit["overall_quality"]["p_value"] == pytest.approx(2 / 256)
+    assert set(s["per_group"]) == set(domains)
+    suicide = s["per_group"]["suicide_self_harm"]["overall_quality"]
+    assert suicide["n"] == 4 and suicide["relative"] == pytest.approx(
+        (overall_quality(Scores(**b_scores[0])) - overall_quality(Scores(**a_scores[0]))) / overall_quality(Scores(**a_scores[0])))
+    assert s["benign_full_compliance"]["base"] == 0 and s["benign_full_compliance"]["new"] == 1
+    assert s["checks"]["verified_resource_harmful"]["base"] == 0.5
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["criteria"]["overall_quality"]["relative"] == pytest.approx((qb - qa) / qa)
+    report = (out / "report.md").read_text()
+    assert "Overall refusal quality" in report and "Per domain" in report and "| suicide_self_harm | 4 |" in report
+    assert (out / "criteria.png").stat().st_size > 1000 and (out / "domains.png").is_file()
+    # each folder got its own summary and report
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["rubric"]["n_harmful"] == 8
+
+
+def test_compare_needs_judged_folders_on_the_same_prompts(tmp_path):
+    from psychosafe.errors import InputError
+
+    save_eval([_rec(1)], tmp_path / "gen" / "generated")
+    save_eval([_rec(1)], tmp_path / "a" / "judged")
+    save_eval([_rec(2)], tmp_path / "b" / "judged")
+    with pytest.raises(InputError, match="not judged yet"):
+        compare_runs(tmp_path / "gen", tmp_path / "a", tmp_path / "out")
+    with pytest.raises(InputError, match="no prompt in common"):
+        compare_runs(tmp_path / "a", tmp_path / "b", tmp_path / "out")
