@@ -204,6 +204,11 @@ def push_folder(result: PublishResult, *, private: bool = False, revision: str |
     step = "create the repository"
     try:
         repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        if private:  # the Hub ignores `private` for a repository that exists: never publish into a public one
+            step = "read the repository's visibility"
+            if not api.dataset_info(repo_id).private:
+                raise PsychosafeError(f"{repo_id} exists and is public, but --private was asked: nothing was "
+                                      "uploaded. Make it private in its settings on the Hub, or publish without --private.")
         if branch != "main":
             step = f"create the branch {branch}"
             api.create_branch(repo_id, branch=branch, repo_type="dataset", exist_ok=True)

@@ -91,3 +91,11 @@ def test_missing_and_refused_tokens_are_clear_and_never_printed(hub, monkeypatch
         publish(run.path, "org/set", PublishConfig(), endpoint=hub.url, token=wrong)
     assert "HTTP 401" in str(err.value) and "token was refused" in str(err.value)
     assert wrong not in str(err.value) and "org/set" not in hub.repos
+
+
+def test_private_is_refused_for_an_existing_public_repo(hub, tmp_path):
+    run = write_run(tmp_path / "run", default_records())
+    publish(run.path, "org/open", PublishConfig(), endpoint=hub.url)  # created public
+    with pytest.raises(PsychosafeError, match="exists and is public, but --private was asked: nothing was uploaded"):
+        publish(run.path, "org/open", PublishConfig(), endpoint=hub.url, private=True)
+    assert len(hub.repos["org/open"].commits) == 1
