@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast doctor clean
+.PHONY: setup run test test-fast doctor clean argilla-server
 
 setup: $(STAMP)
 
@@ -22,6 +22,22 @@ run: setup
 
 # Services the tests start themselves (each in a virtualenv of its own) are set up by the targets listed here.
 TEST_SERVICES :=
+
+# A real Argilla server for the review tests (scripts/argilla_server.py starts it): argilla-server in a
+# virtualenv of its own (its CLI needs click<8.2 and huggingface-hub<1, the SDK's venv does not), Redis from
+# Debian (installed only if missing), and osmem, an in-memory OpenSearch emulator shipped as a PyPI wheel.
+ARGILLA_VENV  := .venv-argilla
+ARGILLA_STAMP := $(ARGILLA_VENV)/.installed
+
+argilla-server: $(ARGILLA_STAMP)
+
+$(ARGILLA_STAMP):
+	command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	test -x $(ARGILLA_VENV)/bin/python || $(PYTHON) -m venv $(ARGILLA_VENV)
+	$(ARGILLA_VENV)/bin/pip install --quiet "argilla-server==2.8.0" "click<8.2" "huggingface-hub<1" "osmem-server==0.1.6"
+	touch $@
+
+TEST_SERVICES += argilla-server
 
 test: setup $(TEST_SERVICES)
 	$(BIN)/python -m pytest
