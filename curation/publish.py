@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from psychosafe.errors import InputError, PsychosafeError
 from psychosafe.runs import RunFolder
-from psychosafe.schemas import Record, dataset_to_records, records_to_dataset
+from psychosafe.schemas import RECORD_FEATURES, Record, records_to_dataset
 from psychosafe.schemas._yaml import load_model
 
 from .card import CardInputs, read_review_summary, render_card
@@ -108,19 +108,22 @@ def _refusal_message(blocked: list[BlockedRecord], run: RunFolder) -> str:
 
 # -- the repository folder ---------------------------------------------------------------------
 
-def load_curated(run: RunFolder) -> dict[str, list[Record]]:
+def load_curated(run: RunFolder) -> dict[str, "datasets.Dataset"]:
     import datasets
 
     if not (run.curated / "dataset_dict.json").is_file():
         raise InputError(run.curated, "no curated dataset (a DatasetDict saved with save_to_disk) in this run folder; "
                                       f"run `psychosafe curate --run-dir {run.path}` first")
-    dataset = datasets.load_from_disk(str(run.curated))
-    return {name: dataset_to_records(split) for name, split in dataset.items()}
+    return dict(datasets.load_from_disk(str(run.curated)).items())
 
 
-def _write_shards(records: list[Record], split: str, data_dir: Path, max_shard_bytes: int) -> tuple[list[str], int]:
+def _as_records(split) -> list[Record]:
+    # to_list() converts the whole table at once: about 10x faster than iterating rows at the paper's scale
+    return [Record.model_validate(row) for row in split.to_list()]
+
+
+def _write_shards(dataset, split: str, data_dir: Path, max_shard_bytes: int) -> tuple[list[str], int]:
     """Parquet shards named as `push_to_hub` names them; the datasets features travel in the parquet schema."""
-    dataset = records_to_dataset(records)
     nbytes = dataset.data.nbytes
     num_shards = max(1, min(len(dataset), math.ceil(nbytes / max_shard_bytes)))
     names = []
@@ -141,16 +144,20 @@ def build_publish_folder(run_dir: str | Path, repo_id: str, config: PublishConfi
         raise InputError("--force / --exclude-blocked", "choose one: publish the blocked records, or withhold them")
     t = time.perf_counter()
     run = RunFolder(run_dir)
-    splits = load_curated(run)
+    tables = load_curated(run)
+    splits = {name: _as_records(split) for name, split in tables.items()}
     review_summary = read_review_summary(run.review / "summary.json")
     blocked = find_blocked(splits, require_review=config.require_review)
     if blocked and not (force or exclude_blocked):
         raise PublishBlocked(_refusal_message(blocked, run))
-    excluded = 0
-    if blocked and exclude_blocked:
-        ids = {b.id for b in blocked}
-        excluded = sum(1 for rows in splits.values() for r in rows if r.id in ids)
-        splits = {name: [r for r in rows if r.id not in ids] for name, rows in splits.items()}
+    withheld = {b.id for b in blocked} if exclude_blocked else set()
+    for name in splits:
+        if tables[name].features != RECORD_FEATURES:  # curated with an older schema: publish the current one
+            tables[name] = records_to_dataset(splits[name])
+        if withheld:
+            keep = [i for i, r in enumerate(splits[name]) if r.id not in withheld]
+            tables[name], splits[name] = tables[name].select(keep), [splits[name][i] for i in keep]
+    excluded = sum(1 for b in blocked if b.id in withheld)
     if not any(splits.values()):
         raise PsychosafeError(f"{run.curated}: nothing to publish: no record "
                               + ("passes the guards" if excluded else "in any split"))
@@ -162,8 +169,8 @@ def build_publish_folder(run_dir: str | Path, repo_id: str, config: PublishConfi
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "data").mkdir(parents=True)
     files, split_bytes = [], {}
-    for name, rows in splits.items():
-        names, split_bytes[name] = _write_shards(rows, name, tmp / "data", config.max_shard_bytes)
+    for name in splits:
+        names, split_bytes[name] = _write_shards(tables[name], name, tmp / "data", config.max_shard_bytes)
         files += names
     card = render_card(CardInputs(
         repo_id=repo_id, splits=splits, manifest=run.manifest(), pretty_name=config.pretty_name,

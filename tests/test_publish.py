@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -243,6 +244,18 @@ def test_an_empty_split_is_left_out_and_said_so(tmp_path):
     meta, body = _card(run.publish)
     assert [f["split"] for f in meta["configs"][0]["data_files"]] == ["train", "test"]
     assert "`validation` split(s) hold no record in this release" in body
+
+
+def test_a_run_curated_with_an_older_schema_is_published_with_the_current_one(tmp_path):
+    run = write_run(tmp_path / "run", default_records())
+    older = datasets.load_from_disk(str(run.curated)).remove_columns("baseline_response")  # a field added later
+    older.save_to_disk(str(tmp_path / "older"), num_shards={name: 1 for name in older})
+    shutil.rmtree(run.curated)
+    shutil.move(tmp_path / "older", run.curated)
+    build_publish_folder(run.path, "org/name", REVIEWED)
+    published = datasets.load_dataset(str(run.publish))
+    assert published["train"].features == RECORD_FEATURES
+    assert published["train"]["baseline_response"] == [None] * len(published["train"])
 
 
 def test_nothing_left_to_publish_is_an_error(tmp_path):
