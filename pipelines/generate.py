@@ -27,6 +27,7 @@ from psychosafe.config import LLMConfig
 from psychosafe.errors import PsychosafeError
 from psychosafe.schemas import Record, Rejected
 
+from psychosafe.executors import Executor, apply_llm_resources, current_executor, ray_pipeline, shutdown_ray
 from .tasks import PsychoSafeResponse
 from .templates import TEMPLATE_VERSION
 
@@ -73,13 +74,14 @@ def read_batches(out_dir: Path) -> dict[str, dict]:
 
 def run_persisted(rows: list[dict[str, Any]], connect: Callable[[LoadDataFromDicts], Step], out_dir: Path, *,
                   name: str, batch_size: int, progress: bool = True, label: str = "generating",
-                  ray_address: str | None = None, use_ray: bool = False) -> dict[str, dict]:
+                  executor: Executor | None = None) -> dict[str, dict]:
     """Run `load >> connect(load) >> persist` over the rows (each with a unique "id") not yet persisted in
     `out_dir/batches`; return id -> finished row for every row.
 
     `connect(load)` builds the steps inside the pipeline context and returns the last one, e.g.
     `lambda load: load >> PsychoSafeResponse(llm=...)`. Raises if the run stopped before every row was done
-    (an interrupted distilabel run otherwise looks successful); a rerun then resumes.
+    (an interrupted distilabel run otherwise looks successful); a rerun then resumes. `executor` (default: the
+    one `use_executor` set, else local processes) decides where the pipeline runs.
     """
     batches = out_dir / "batches"
     done = read_batches(batches)
@@ -95,8 +97,10 @@ def run_persisted(rows: list[dict[str, Any]], connect: Callable[[LoadDataFromDic
             load = LoadDataFromDicts(name="load_rows", data=todo, batch_size=batch_size)
             last = connect(load)
             last >> PersistBatches(name="persist", out_dir=str(batches), input_batch_size=batch_size)
-        if use_ray:
-            pipeline = pipeline.ray(ray_head_node_url=ray_address, ray_init_kwargs={"include_dashboard": False})
+        executor = executor or current_executor()
+        apply_llm_resources(pipeline, executor)
+        if executor.kind == "ray":
+            pipeline = ray_pipeline(pipeline, executor)
         stop = threading.Event()
         watcher = threading.Thread(target=_watch, args=(batches, len(rows), len(rows) - len(todo), stop, progress, label),
                                    daemon=True)
@@ -106,6 +110,8 @@ def run_persisted(rows: list[dict[str, Any]], connect: Callable[[LoadDataFromDic
         finally:
             stop.set()
             watcher.join()
+            if executor.kind == "ray":
+                shutdown_ray()
         done = read_batches(batches)
         missing = [r["id"] for r in todo if r["id"] not in done]
         if missing:

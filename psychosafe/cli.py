@@ -20,6 +20,8 @@ console = Console(stderr=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="run config YAML (default: configs/embedded.yaml)")
 RunDirOpt = typer.Option(None, "--run-dir", help="run folder; reuse one to resume it (default: runs/<name>-<time>)")
+RayOpt = typer.Option(False, "--ray", help="run the pipelines as distilabel RayPipelines (a local Ray unless --ray-address)")
+RayAddressOpt = typer.Option(None, "--ray-address", help="Ray cluster to join, e.g. auto or ray://head:10001 (implies --ray)")
 
 
 def _config(path: Optional[Path], **overrides):
@@ -28,13 +30,18 @@ def _config(path: Optional[Path], **overrides):
     return load_rebuild_config(path, **overrides)
 
 
+def _executor_overrides(ray: bool, ray_address: Optional[str]) -> dict:
+    # Without either flag the config's own executor stands.
+    return {"executor": "ray", "ray_address": ray_address} if ray or ray_address else {}
+
+
 @app.command()
 def rebuild(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Option(None, help="number of prompts"),
-            run_dir: Optional[Path] = RunDirOpt) -> None:
+            run_dir: Optional[Path] = RunDirOpt, ray: bool = RayOpt, ray_address: Optional[str] = RayAddressOpt) -> None:
     """Synthesize and curate, end to end."""
     from psychosafe.rebuild import rebuild as run_rebuild
 
-    cfg = _config(config, target=target)
+    cfg = _config(config, target=target, **_executor_overrides(ray, ray_address))
     run = run_rebuild(cfg, run_dir)
     counts = run.manifest().get("counts", {})
     console.print(f"[green]done[/green]: {sum(counts.values())} curated records "
@@ -44,13 +51,13 @@ def rebuild(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Op
 
 @app.command()
 def synthesize(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Option(None, help="number of prompts"),
-               run_dir: Optional[Path] = RunDirOpt) -> None:
+               run_dir: Optional[Path] = RunDirOpt, ray: bool = RayOpt, ray_address: Optional[str] = RayAddressOpt) -> None:
     """Import seeds, balance them and generate responses (the first half of rebuild)."""
     from psychosafe.rebuild import DEFAULT_RUNS_DIR
     from psychosafe.rebuild import synthesize as run_synthesize
     from psychosafe.runs import RunFolder
 
-    cfg = _config(config, target=target)
+    cfg = _config(config, target=target, **_executor_overrides(ray, ray_address))
     run = RunFolder(run_dir) if run_dir else RunFolder.new(DEFAULT_RUNS_DIR, cfg.name)
     records = run_synthesize(cfg, run)
     console.print(f"[green]done[/green]: {len(records)} records in {run.synthesized / 'dataset'}")

@@ -90,6 +90,15 @@ class CurationConfig(_Config):
         "drop", description="a harmful prompt not refused, or a benign one refused: drop it, or keep it flagged in checks.passed")
 
 
+class LLMResources(_Config):
+    """distilabel StepResources for every step that runs an LLM (generate, critique, judge), on either
+    executor: e.g. one vLLM replica per GPU with `replicas: 8, gpus: 1`."""
+
+    replicas: int = Field(1, gt=0)
+    cpus: int | None = Field(None, gt=0, description="CPUs each replica holds (on Ray: its torch threads)")
+    gpus: int | None = Field(None, gt=0)
+
+
 class RebuildConfig(_Config):
     name: str = Field("rebuild", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 42
@@ -101,6 +110,10 @@ class RebuildConfig(_Config):
     generator: LLMConfig = Field(default_factory=LLMConfig)
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     curation: CurationConfig = Field(default_factory=CurationConfig)
+    executor: Literal["local", "ray"] = Field("local", description="run the pipelines in local processes or on Ray")
+    ray_address: str | None = Field(None, description="Ray cluster to join (e.g. auto, ray://head:10001); "
+                                                      "empty: start a local Ray")
+    llm_resources: LLMResources = Field(default_factory=LLMResources)
 
     @field_validator("domains")
     @classmethod

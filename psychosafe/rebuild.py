@@ -9,6 +9,7 @@ from psychosafe.backends import check_llm, embedder_id, model_id
 from psychosafe.config import RebuildConfig
 from psychosafe.curation import balance_domains, curate, dedup_exact, write_report
 from psychosafe.curation.curate import record_step
+from psychosafe.executors import on_configured_executor
 from psychosafe.runs import RunFolder
 from psychosafe.schemas import Record, dataset_to_records, default_taxonomy, records_to_dataset
 
@@ -22,6 +23,7 @@ def plan_strategies(records: list[Record]) -> list[Record]:
             if r.label == "harmful" else r for r in records]
 
 
+@on_configured_executor  # every pipeline below runs locally or on Ray, as config.executor says
 def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) -> list[Record]:
     """Import seeds, dedup and balance them, and generate responses; saves `synthesized/dataset`."""
     from psychosafe.pipelines import generate_responses, import_seeds

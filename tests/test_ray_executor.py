@@ -1,0 +1,105 @@
+"""The Ray executor: resources checked against the cluster before Ray can hang, and a rebuild on a local
+Ray that gives the same records as the local executor."""
+
+import json
+
+import datasets
+import pytest
+from distilabel.pipeline import Pipeline
+from distilabel.steps import KeepColumns, LoadDataFromDicts, StepResources
+
+from psychosafe.backends import build_llm
+from psychosafe.config import LLMConfig, load_rebuild_config
+from psychosafe.errors import PsychosafeError
+from psychosafe.executors import (Executor, apply_llm_resources, check_ray_resources, current_executor,
+                                  executor_from_config, use_executor)
+from psychosafe.pipelines import PsychoSafeResponse
+from psychosafe.rebuild import rebuild
+
+
+def two_step_pipeline(llm_cpus=None, llm_replicas=1, other_cpus=None):
+    with Pipeline(name="resources") as pipeline:
+        load = LoadDataFromDicts(name="load", data=[{"prompt": "hi"}])
+        respond = PsychoSafeResponse(name="respond", llm=build_llm(LLMConfig()),
+                                     resources=StepResources(cpus=llm_cpus, replicas=llm_replicas))
+        keep = KeepColumns(name="keep", columns=["prompt"], resources=StepResources(cpus=other_cpus))
+        load >> respond >> keep
+    return pipeline
+
+
+def node(cpus, gpus=0, alive=True):
+    return {"Alive": alive, "Resources": {"CPU": cpus, "GPU": gpus, "memory": 8e9}}
+
+
+def test_a_step_asking_for_more_cpus_than_the_cluster_fails_naming_it():
+    with pytest.raises(PsychosafeError) as err:
+        check_ray_resources(two_step_pipeline(llm_cpus=3), [node(2)])
+    message = str(err.value)
+    assert "CPU: the steps ask for 3 in all (respond: 1 x 3) but the cluster has 2" in message
+    assert "llm_resources" in message
+
+
+def test_steps_that_fit_one_by_one_but_not_together_fail():
+    with pytest.raises(PsychosafeError, match=r"ask for 4 in all \(respond: 2 x 1, keep: 1 x 2\)"):
+        check_ray_resources(two_step_pipeline(llm_cpus=1, llm_replicas=2, other_cpus=2), [node(2), node(1)])
+
+
+def test_a_replica_bigger_than_any_node_fails_even_if_the_total_fits():
+    with pytest.raises(PsychosafeError, match="more than the largest node has"):
+        check_ray_resources(two_step_pipeline(llm_cpus=3), [node(2), node(2)])
+
+
+def test_dead_nodes_do_not_count_and_default_steps_ask_for_nothing():
+    check_ray_resources(two_step_pipeline(), [node(0)])  # no step names CPUs: nothing to check
+    check_ray_resources(two_step_pipeline(llm_cpus=2), [node(2)])
+    with pytest.raises(PsychosafeError, match="cluster has 2"):
+        check_ray_resources(two_step_pipeline(llm_cpus=4), [node(2), node(8, alive=False)])
+
+
+def test_gpus_are_checked_like_cpus():
+    pipeline = two_step_pipeline()
+    apply_llm_resources(pipeline, Executor(llm_replicas=4, llm_gpus=1))
+    check_ray_resources(pipeline, [node(16, gpus=4)])
+    with pytest.raises(PsychosafeError, match=r"GPU: the steps ask for 4 in all \(respond: 4 x 1\) but the cluster has 2"):
+        check_ray_resources(pipeline, [node(16, gpus=2)])
+
+
+def test_llm_resources_go_to_llm_steps_only():
+    pipeline = two_step_pipeline()
+    apply_llm_resources(pipeline, Executor(llm_replicas=2, llm_cpus=1))
+    step = lambda name: pipeline.dag.get_step(name)["step"]  # noqa: E731
+    assert (step("respond").resources.replicas, step("respond").resources.cpus) == (2, 1)
+    assert (step("keep").resources.replicas, step("keep").resources.cpus) == (1, None)
+
+
+def test_the_config_chooses_the_executor(write):
+    path = write("ray.yaml", "executor: ray\nray_address: auto\nllm_resources: {replicas: 2, gpus: 1}\n")
+    executor = executor_from_config(load_rebuild_config(path))
+    assert executor == Executor(kind="ray", ray_address="auto", llm_replicas=2, llm_gpus=1)
+    assert current_executor().kind == "local"
+    with use_executor(executor):
+        assert current_executor() is executor
+    assert current_executor().kind == "local"
+
+
+def test_a_bad_executor_in_the_config_names_the_field(write):
+    with pytest.raises(PsychosafeError, match=r"executor.*'local' or 'ray'"):
+        load_rebuild_config(write("bad.yaml", "executor: slurm\n"))
+
+
+@pytest.mark.slow
+def test_rebuild_on_a_local_ray_gives_the_records_of_the_local_executor(write, tmp_path):
+    # Greedy decoding, so both executors must write the same text. cpus: 2 gives the Ray actor the two
+    # torch threads a local worker has (Ray sets OMP_NUM_THREADS=1 otherwise).
+    path = write("tiny.yaml",
+                 "name: tiny\nseed: 5\ntarget: 4\nbenign_fraction: 0.25\n"
+                 "generator: {backend: embedded, max_new_tokens: 16, temperature: 0, batch_size: 4, seed: 5}\n"
+                 "synthesis: {synthetic_fraction: 0}\ncritique: {max_rounds: 0}\nllm_resources: {cpus: 2}\n"
+                 "curation: {on_refusal_mismatch: flag, splits: {validation_per_domain: 0, test_per_domain: 0}}\n")
+    local = rebuild(load_rebuild_config(path), tmp_path / "local", progress=False)
+    on_ray = rebuild(load_rebuild_config(path, executor="ray"), tmp_path / "ray", progress=False)
+    rows = lambda run: sorted(datasets.load_from_disk(str(run.synthesized / "dataset")).to_list(),  # noqa: E731
+                              key=lambda r: r["id"])
+    assert len(rows(local)) == 4
+    assert rows(on_ray) == rows(local)
+    assert json.loads((on_ray.path / "manifest.json").read_text())["config"]["executor"] == "ray"
