@@ -75,6 +75,7 @@ class CardInputs:
     blocked_included: bool = False  # --force: published anyway
     excluded: int = 0  # --exclude-blocked: records withheld
     empty_splits: list[str] = field(default_factory=list)  # left out of the repository
+    source: str = "curated"  # the run's folder the records come from (review/dataset once reviewed)
 
 
 # -- the YAML header ---------------------------------------------------------------------------
@@ -193,6 +194,9 @@ def _structure_section(inputs: CardInputs) -> list[str]:
     labels = {name: Counter(r.label for r in rows) for name, rows in inputs.splits.items()}
     total = sum(len(rows) for rows in inputs.splits.values())
     md = ["## Dataset structure", "",
+          f"Records from the run's `{inputs.source}/`"
+          + (" (the curated splits with the human review merged in)." if inputs.source.startswith("review") else "."),
+          "",
           md_table(["split", "records", "harmful", "benign"],
                    [[name, len(rows), labels[name]["harmful"], labels[name]["benign"]]
                     for name, rows in inputs.splits.items()]

@@ -96,10 +96,10 @@ def find_blocked(splits: dict[str, list[Record]], *, require_review: bool) -> li
             if (reasons := blocking_reasons(r, require_review=require_review))]
 
 
-def _refusal_message(blocked: list[BlockedRecord], run: RunFolder) -> str:
+def _refusal_message(blocked: list[BlockedRecord], source: Path) -> str:
     reasons = Counter(reason for b in blocked for reason in b.reasons)
     examples = ", ".join(f"{b.id} ({'; '.join(b.reasons)})" for b in blocked[:5])
-    return (f"{run.curated}: {len(blocked)} record(s) may not be published: "
+    return (f"{source}: {len(blocked)} record(s) may not be published: "
             + ", ".join(f"{reason} {n}" for reason, n in reasons.most_common())
             + f". First: {examples}. Fix or review them (psychosafe review push/pull), set `require_review: false` "
               "in the publish config if human review is not wanted, pass --exclude-blocked to publish only the "
@@ -108,13 +108,23 @@ def _refusal_message(blocked: list[BlockedRecord], run: RunFolder) -> str:
 
 # -- the repository folder ---------------------------------------------------------------------
 
-def load_curated(run: RunFolder) -> dict[str, "datasets.Dataset"]:
+def load_curated(run: RunFolder) -> tuple[dict[str, "datasets.Dataset"], Path]:
+    """The records to publish: `review/dataset` (curated/ with the human review merged in) when the run was
+    reviewed, else `curated/`. A review older than the curation it reviewed is refused, not published."""
     import datasets
 
     if not (run.curated / "dataset_dict.json").is_file():
         raise InputError(run.curated, "no curated dataset (a DatasetDict saved with save_to_disk) in this run folder; "
                                       f"run `psychosafe curate --run-dir {run.path}` first")
-    return dict(datasets.load_from_disk(str(run.curated)).items())
+    curated = dict(datasets.load_from_disk(str(run.curated)).items())
+    reviewed_path = run.review / "dataset"
+    if not (reviewed_path / "dataset_dict.json").is_file():
+        return curated, run.curated
+    reviewed = dict(datasets.load_from_disk(str(reviewed_path)).items())
+    if {n: sorted(d["id"]) for n, d in reviewed.items()} != {n: sorted(d["id"]) for n, d in curated.items()}:
+        raise InputError(reviewed_path, "holds other records than curated/ (was the run curated again after the last "
+                                        f"review pull?): run `psychosafe review pull --run-dir {run.path}` again")
+    return reviewed, reviewed_path
 
 
 def _as_records(split) -> list[Record]:
@@ -144,12 +154,12 @@ def build_publish_folder(run_dir: str | Path, repo_id: str, config: PublishConfi
         raise InputError("--force / --exclude-blocked", "choose one: publish the blocked records, or withhold them")
     t = time.perf_counter()
     run = RunFolder(run_dir)
-    tables = load_curated(run)
+    tables, source = load_curated(run)
     splits = {name: _as_records(split) for name, split in tables.items()}
     review_summary = read_review_summary(run.review / "summary.json")
     blocked = find_blocked(splits, require_review=config.require_review)
     if blocked and not (force or exclude_blocked):
-        raise PublishBlocked(_refusal_message(blocked, run))
+        raise PublishBlocked(_refusal_message(blocked, source))
     withheld = {b.id for b in blocked} if exclude_blocked else set()
     for name in splits:
         if tables[name].features != RECORD_FEATURES:  # curated with an older schema: publish the current one
@@ -159,7 +169,7 @@ def build_publish_folder(run_dir: str | Path, repo_id: str, config: PublishConfi
             tables[name], splits[name] = tables[name].select(keep), [splits[name][i] for i in keep]
     excluded = sum(1 for b in blocked if b.id in withheld)
     if not any(splits.values()):
-        raise PsychosafeError(f"{run.curated}: nothing to publish: no record "
+        raise PsychosafeError(f"{source}: nothing to publish: no record "
                               + ("passes the guards" if excluded else "in any split"))
     # datasets cannot load a split without rows, so an empty split is left out of the repository (the card says so)
     empty_splits = [name for name, rows in splits.items() if not rows]
@@ -177,7 +187,8 @@ def build_publish_folder(run_dir: str | Path, repo_id: str, config: PublishConfi
         license=config.license, task_categories=config.task_categories, tags=config.tags, split_bytes=split_bytes,
         review_summary=review_summary, require_review=config.require_review, blocked=len(blocked),
         blocked_reasons=Counter(reason for b in blocked for reason in b.reasons),
-        blocked_included=bool(blocked) and force, excluded=excluded, empty_splits=empty_splits))
+        blocked_included=bool(blocked) and force, excluded=excluded, empty_splits=empty_splits,
+        source=str(source.relative_to(run.path))))
     (tmp / "README.md").write_text(card, encoding="utf-8")
     files.append("README.md")
     shutil.rmtree(run.publish, ignore_errors=True)

@@ -63,7 +63,9 @@ def default_records(status: str = "accepted") -> list[Record]:
 
 def write_run(path: Path, records: list[Record], *, reviewed: bool = True,
               splits: dict[str, list[Record]] | None = None) -> RunFolder:
-    """A run folder as curation leaves it: curated/ (DatasetDict) and a manifest with stages."""
+    """A run folder as curation and review leave it: a manifest with stages; `curated/` (the records, still
+    pending review when `reviewed`); and when `reviewed`, `review/dataset` (the records as given) and
+    `review/summary.json`, as `psychosafe review pull` writes them."""
     run = RunFolder(path)
     run.start(config={"name": "test", "seed": 7, "generator": {"backend": "transformers", "model": "test-model"},
                       "seeds": [{"path": "builtin"}]},
@@ -82,7 +84,13 @@ def write_run(path: Path, records: list[Record], *, reviewed: bool = True,
     splits = splits or {"train": records[:-4], "validation": records[-4:-2], "test": records[-2:]}
     run.record_stage("split", seconds=0.5, counts={name: len(rows) for name, rows in splits.items()})
     dataset = datasets.DatasetDict({name: records_to_dataset(rows) for name, rows in splits.items()})
-    dataset.save_to_disk(str(run.curated), num_shards={name: 1 for name in dataset})
+    if reviewed:
+        pending = datasets.DatasetDict({name: records_to_dataset([r.model_copy(update={"review": Review()})
+                                                                  for r in rows]) for name, rows in splits.items()})
+        pending.save_to_disk(str(run.curated), num_shards={name: 1 for name in dataset})
+        dataset.save_to_disk(str(run.review / "dataset"), num_shards={name: 1 for name in dataset})
+    else:
+        dataset.save_to_disk(str(run.curated), num_shards={name: 1 for name in dataset})
     if reviewed:
         summary = {"statuses": {"accepted": n - 1, "rejected": 1, "edited": 0, "pending": 0}, "annotators": 2,
                    "rule": "majority",
@@ -126,10 +134,13 @@ def test_dry_run_writes_a_repository_that_loads_as_the_curated_dataset(tmp_path)
 
     published = datasets.load_dataset(str(run.publish))
     curated = datasets.load_from_disk(str(run.curated))
+    reviewed = datasets.load_from_disk(str(run.review / "dataset"))  # curated/ with the review merged in
     assert list(published) == list(curated) == ["train", "validation", "test"]
     for name in curated:
         assert published[name].features == curated[name].features == RECORD_FEATURES
-        assert published[name].to_list() == curated[name].to_list()
+        assert published[name].to_list() == reviewed[name].to_list()
+        assert published[name]["id"] == curated[name]["id"]
+    assert published["train"][0]["review"]["status"] == "accepted"
 
     meta, body = _card(run.publish)
     assert meta["license"] == ["cc-by-4.0"] or meta["license"] == "cc-by-4.0"
@@ -156,6 +167,7 @@ def test_card_tables_match_the_data_and_the_run(tmp_path):
 
     assert "Content warning" in body.split("##")[0]
     assert "## What this corpus is for, and what it is not for" in body
+    assert "Records from the run's `review/dataset/` (the curated splits with the human review merged in)." in body
     # splits
     for name in curated:
         labels = Counter(curated[name]["label"])
@@ -206,12 +218,25 @@ def test_card_tables_match_the_data_and_the_run(tmp_path):
     assert "## Limitations" in body
 
 
+def test_a_review_older_than_the_curation_is_refused(tmp_path):
+    records = default_records()
+    run = write_run(tmp_path / "run", records)
+    recurated = datasets.load_from_disk(str(run.curated))
+    recurated["train"] = records_to_dataset(records[:3])  # curated again after the review pull
+    recurated.save_to_disk(str(tmp_path / "recurated"), num_shards={name: 1 for name in recurated})
+    shutil.rmtree(run.curated)
+    shutil.move(tmp_path / "recurated", run.curated)
+    with pytest.raises(InputError, match=r"review/dataset: holds other records than curated/.*review pull"):
+        build_publish_folder(run.path, "org/name", REVIEWED)
+
+
 def test_card_without_review_or_xstest_says_so(tmp_path):
     records = [make_record(*row, status="pending") for row in ROWS]
     run = write_run(tmp_path / "run", records, reviewed=False)
     build_publish_folder(run.path, "org/name", PublishConfig(require_review=False))
     meta, body = _card(run.publish)
     assert "was not reviewed in Argilla" in body and "pending 10" in body
+    assert "Records from the run's `curated/`." in body
     assert "rottger2024xstest" not in body
     assert meta["source_datasets"] == ["original"]
     assert "have not been reviewed by a person" in body.split("## Limitations")[1]
@@ -232,7 +257,7 @@ def test_shards_split_large_splits_and_still_round_trip(tmp_path):
     train = [f for f in result.files if f.startswith("data/train-")]
     assert len(train) > 1 and train[0].endswith(f"-of-{len(train):05d}.parquet")
     published = datasets.load_dataset(str(run.publish))
-    assert published["train"].to_list() == datasets.load_from_disk(str(run.curated))["train"].to_list()
+    assert published["train"].to_list() == datasets.load_from_disk(str(run.review / "dataset"))["train"].to_list()
 
 
 def test_an_empty_split_is_left_out_and_said_so(tmp_path):
@@ -247,13 +272,14 @@ def test_an_empty_split_is_left_out_and_said_so(tmp_path):
 
 
 def test_a_run_curated_with_an_older_schema_is_published_with_the_current_one(tmp_path):
-    run = write_run(tmp_path / "run", default_records())
+    run = write_run(tmp_path / "run", default_records(), reviewed=False)
     older = datasets.load_from_disk(str(run.curated)).remove_columns("baseline_response")  # a field added later
     older.save_to_disk(str(tmp_path / "older"), num_shards={name: 1 for name in older})
     shutil.rmtree(run.curated)
     shutil.move(tmp_path / "older", run.curated)
     build_publish_folder(run.path, "org/name", REVIEWED)
     published = datasets.load_dataset(str(run.publish))
+    assert "baseline_response" not in datasets.load_from_disk(str(run.curated))["train"].features
     assert published["train"].features == RECORD_FEATURES
     assert published["train"]["baseline_response"] == [None] * len(published["train"])
 
