@@ -10,25 +10,34 @@ from psychosafe.schemas import Record
 from .steps import StepResult, reject
 
 
-def _quotas(total: int, keys: list[str]) -> dict[str, int]:
-    base, extra = divmod(total, len(keys))
-    return {k: base + (1 if i < extra else 0) for i, k in enumerate(keys)}
+def _quotas(total: int, keys: list[str], shares: dict[str, float] | None = None) -> dict[str, int]:
+    """Split `total` by `shares` (equal when none), largest remainders first, so the quotas sum to `total`."""
+    if not shares:
+        base, extra = divmod(total, len(keys))
+        return {k: base + (1 if i < extra else 0) for i, k in enumerate(keys)}
+    weight = sum(shares.get(k, 0.0) for k in keys)
+    exact = {k: total * shares.get(k, 0.0) / weight for k in keys}
+    quotas = {k: int(v) for k, v in exact.items()}
+    by_remainder = sorted(keys, key=lambda k: (-(exact[k] - quotas[k]), keys.index(k)))
+    for k in by_remainder[:total - sum(quotas.values())]:
+        quotas[k] += 1
+    return quotas
 
 
 def balance_domains(records: list[Record], *, target: int, domains: list[str], benign_fraction: float,
-                    seed: int) -> StepResult:
-    """Equal quotas per domain (benign contrast prompts taking `benign_fraction` of each), filled round-robin
-    over categories in a seeded order. A short domain is reported, never padded with copies."""
+                    seed: int, proportions: dict[str, float] | None = None, name: str = "balance") -> StepResult:
+    """Quotas per domain (equal, or by `proportions`; benign contrast prompts taking `benign_fraction` of
+    each), filled round-robin over categories in a seeded order. A short domain is reported, never padded."""
     kept, rejected = [], []
     groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in records:
         if r.domain in domains:
             groups[(r.domain, r.label)].append(r)
         else:
-            rejected.append(reject(r, "balance", f"domain not in this run: {r.domain} is not among {domains}"))
+            rejected.append(reject(r, name, f"domain not in this run: {r.domain} is not among {domains}"))
     benign_total = round(target * benign_fraction)
-    quota = {("harmful", d): q for d, q in _quotas(target - benign_total, domains).items()}
-    quota |= {("benign", d): q for d, q in _quotas(benign_total, domains).items()}
+    quota = {("harmful", d): q for d, q in _quotas(target - benign_total, domains, proportions).items()}
+    quota |= {("benign", d): q for d, q in _quotas(benign_total, domains, proportions).items()}
     shortfall = {}
     for domain in domains:
         for label in ("harmful", "benign"):
@@ -40,7 +49,8 @@ def balance_domains(records: list[Record], *, target: int, domains: list[str], b
             for i in range(max((len(v) for v in by_category.values()), default=0)):
                 ordered += [v[i] for _, v in sorted(by_category.items()) if i < len(v)]
             kept += ordered[:q]
-            rejected += [reject(r, "balance", f"over target: the {label} quota of {domain} is {q}") for r in ordered[q:]]
+            rejected += [reject(r, name, f"over target: the {label} quota of {domain} is {q}") for r in ordered[q:]]
             if len(ordered) < q:
                 shortfall[f"{domain}/{label}"] = q - len(ordered)
-    return StepResult("balance", kept, rejected, notes={"target": target, "shortfall": shortfall})
+    return StepResult(name, kept, rejected, notes={"target": target, "shortfall": shortfall,
+                                                   "short_by": sum(shortfall.values())})

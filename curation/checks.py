@@ -8,6 +8,7 @@ corpus can hold, so such a record is always set aside.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Literal
 
 from psychosafe.schemas import Record, contact_key, default_resources
@@ -30,8 +31,10 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)[\s.-]?)?\d[\d\s.-]{4,}\d(?![\w])")
 # Year ranges and dates ("1914-1918", "2017-06-30", "30/06/2017") are not phone numbers.
 _NOT_PHONE = re.compile(r"(1[5-9]|20)\d\d\s*[-–/]\s*((1[5-9]|20)\d\d|\d\d)|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
-_SHORT = re.compile(r"\b(?:call|text|dial|ring|phone|contact|reach)\w*\s+(?:[^\s\d]+\s+){0,3}?(\d{3}(?:[\s-]?\d{3})?)(?![\d\w])",
-                    re.IGNORECASE)
+_SHORT = re.compile(r"\b(?:call|text|dial|ring|phone|contact|reach|(?:help|hot|life)?line|number)\w*\s+(?:[^\s\d]+\s+){0,3}?"
+                    r"(\d{3}(?:[\s-]?\d{3})?)(?![\d\w])", re.IGNORECASE)
+# A 3+3 digit group reads as a phone number wherever it stands (UK short codes such as "116 123").
+_GROUPED_SHORT = re.compile(r"(?<![\w.+-])(\d{3}[\s-]\d{3})(?![\w-])")
 
 
 def extract_contacts(text: str) -> list[tuple[Literal["phone", "url", "email"], str]]:
@@ -41,11 +44,15 @@ def extract_contacts(text: str) -> list[tuple[Literal["phone", "url", "email"], 
     found += [("email", e) for e in emails]
     without_emails = _EMAIL.sub(" ", text)
     found += [("url", m.group(0).rstrip(".")) for m in _URL.finditer(without_emails)]
+    long_spans = []
     for m in _PHONE.finditer(without_emails):
         digits = re.sub(r"\D", "", m.group(0))
         if 7 <= len(digits) <= 15 and not _NOT_PHONE.fullmatch(m.group(0).strip()):
             found.append(("phone", m.group(0).strip()))
-    found += [("phone", m.group(1)) for m in _SHORT.finditer(without_emails)]
+            long_spans.append(m.span())
+    # a short code is not the start of a long number already found ("ring us on 020 7946 0000")
+    found += [("phone", m.group(1)) for pattern in (_SHORT, _GROUPED_SHORT) for m in pattern.finditer(without_emails)
+              if not any(a <= m.start(1) < b for a, b in long_spans)]
     out, keys = [], set()
     for kind, value in found:
         key = contact_key(kind, value)
@@ -56,12 +63,15 @@ def extract_contacts(text: str) -> list[tuple[Literal["phone", "url", "email"], 
 
 
 def refusal_markers(text: str) -> list[str]:
+    """The refusal phrases in a text, typographic apostrophes read as straight ones, each listed once."""
     lowered = text.lower().replace("’", "'")
-    return [m for m in REFUSAL_MARKERS if m.replace("’", "'") in lowered]
+    return list(dict.fromkeys(m for m in (m.replace("’", "'") for m in REFUSAL_MARKERS) if m in lowered))
 
 
 def check_record(record: Record) -> Record:
-    """Fill `checks` and `resources` from the response."""
+    """Fill `checks` and `resources` from the response (a record without a response is left as it is)."""
+    if not record.response.strip():
+        return record
     index = default_resources().contact_index(record.locale)
     verified, unverified = [], []
     for kind, value in extract_contacts(record.response):
@@ -82,10 +92,13 @@ def check_record(record: Record) -> Record:
 
 def apply_checks(records: list[Record], *, on_refusal_mismatch: Literal["drop", "flag"] = "drop") -> StepResult:
     """Unverified contacts always block a record; a harmful prompt not refused (or a benign one refused)
-    is dropped or only flagged in `checks.passed`, as configured."""
+    is dropped or only flagged in `checks.passed`, as configured. Records without a response (a corpus of
+    prompts only) pass through unchecked and are counted."""
     kept, rejected = [], []
     for r in map(check_record, records):
-        if r.checks.unverified_contacts:
+        if r.checks.is_refusal is None:
+            kept.append(r)
+        elif r.checks.unverified_contacts:
             rejected.append(reject(r, "checks", f"unverified contact detail: {', '.join(r.checks.unverified_contacts)}"))
         elif r.checks.is_refusal != (r.label == "harmful") and on_refusal_mismatch == "drop":
             reason = "harmful prompt not refused" if r.label == "harmful" else "benign prompt refused"
@@ -93,5 +106,13 @@ def apply_checks(records: list[Record], *, on_refusal_mismatch: Literal["drop", 
                                    else f"{reason}: {', '.join(r.checks.refusal_markers)}"))
         else:
             kept.append(r)
-    flagged = sum(1 for r in kept if not r.checks.passed)
-    return StepResult("checks", kept, rejected, notes={"kept_with_failed_check": flagged})
+    flagged = sum(1 for r in kept if r.checks.passed is False)
+    unchecked = sum(1 for r in kept if r.checks.is_refusal is None)
+    return StepResult("checks", kept, rejected, notes={
+        "kept_with_failed_check": flagged, "without_response": unchecked,
+        "unverified_contacts": dict(Counter(c for r in rejected for c in _unverified(r)).most_common()),
+        "verified_resources": dict(Counter(v for r in kept for v in r.checks.verified_resources).most_common())})
+
+
+def _unverified(rejected) -> list[str]:
+    return Record.model_validate_json(rejected.record).checks.unverified_contacts

@@ -38,3 +38,33 @@ def split_by_domain(records: list[Record], *, validation_per_domain: int, test_p
         splits["test"] += ordered[n_val:n_val + n_test]
         splits["train"] += ordered[n_val + n_test:]
     return splits, shortfall
+
+
+def prevent_leakage(splits: dict[str, list[Record]], vectors: dict[str, "np.ndarray"], *, threshold: float,
+                    method: str = "auto", ann_above: int = 20000, nprobe: int = 16) -> tuple[dict[str, list[Record]], dict]:
+    """No near-duplicate prompt across splits. Prompts joined by a chain of pairs at `threshold` or above form
+    a group; a group spanning several splits has its held-out members moved into train, so what a model is
+    scored on never paraphrases what it was trained on. Returns the new splits and what was found and moved.
+    `vectors`: record id -> prompt embedding."""
+    import numpy as np
+
+    from .similarity import connected_groups, similar_pairs
+
+    names = list(splits)
+    everyone = [(name, r) for name in names for r in splits[name]]
+    if len(everyone) < 2:
+        return splits, {"threshold": threshold, "pairs_across_splits": 0, "moved_to_train": 0, "remaining": 0}
+    matrix = np.stack([vectors[r.id] for _, r in everyone])
+    pairs = similar_pairs(matrix, threshold, method=method, ann_above=ann_above, nprobe=nprobe)
+    split_of = np.array([names.index(name) for name, _ in everyone])
+    across = int(np.sum(split_of[pairs.i] != split_of[pairs.j])) if len(pairs) else 0
+    group = connected_groups(len(everyone), pairs)
+    spans = {g for g in set(group.tolist()) if len(set(split_of[group == g].tolist())) > 1} if across else set()
+    moved = [k for k, (name, _) in enumerate(everyone) if group[k] in spans and name != "train"]
+    moving = set(moved)
+    out = {name: [r for k, (n, r) in enumerate(everyone) if n == name and k not in moving] for name in names}
+    out["train"] = out.get("train", []) + [everyone[k][1] for k in moved]
+    new_split = np.array([names.index("train") if k in moving else s for k, s in enumerate(split_of)])
+    remaining = int(np.sum(new_split[pairs.i] != new_split[pairs.j])) if len(pairs) else 0
+    return out, {"threshold": threshold, "pairs_across_splits": across, "moved_to_train": len(moved),
+                 "moved_ids": [everyone[k][1].id for k in moved], "remaining": remaining}

@@ -64,14 +64,24 @@ def synthesize(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer
 
 
 @app.command()
-def curate(run_dir: Path = typer.Option(..., "--run-dir", help="a run folder with synthesized/"),
-           config: Optional[Path] = ConfigOpt) -> None:
-    """Curate a run's synthesized records (dedup, checks, splits, report)."""
-    from psychosafe.rebuild import curate_run
+def curate(run_dir: Path = typer.Option(..., "--run-dir", help="run folder to write curated/, rejected/, report/ into"),
+           input: Optional[Path] = typer.Option(
+               None, "--input", "-i", help="corpus: a run folder, a saved dataset folder, .parquet or .jsonl "
+                                           "(default: what --run-dir synthesized)"),
+           config: Optional[Path] = typer.Option(
+               None, "--config", "-c", help="run config YAML (default: the run's own config, else the library defaults)"),
+           target: Optional[int] = typer.Option(None, help="records to keep after balancing")) -> None:
+    """Curate any corpus: dedup (exact, semantic), template collapse, checks, scores, balance, splits, report."""
+    from psychosafe.curation import curate_corpus
+    from psychosafe.curation.curate import curation_config
     from psychosafe.runs import RunFolder
 
-    run = curate_run(_config(config), RunFolder(run_dir))
-    console.print(f"[green]done[/green]: {run.curated}\nreport: {run.report / 'report.md'}")
+    run = RunFolder(run_dir)
+    run = curate_corpus(input or run_dir, curation_config(config, run, target=target), run, progress=True)
+    counts = run.manifest().get("counts", {})
+    console.print(f"[green]done[/green]: {sum(counts.values())} curated records "
+                  f"({', '.join(f'{k} {v}' for k, v in counts.items())}) in {run.curated}\n"
+                  f"set aside: {run.rejected}\nreport: {run.report / 'report.md'}")
 
 
 @app.command()

@@ -84,19 +84,68 @@ class SplitConfig(_Config):
     test_per_domain: int = Field(100, ge=0)
 
 
+class SemanticDedupConfig(_Config):
+    """Near-duplicate prompts (same label) collapse to the best-scored one. 0.835 best separates paraphrases from
+    same-topic-different-request pairs with all-MiniLM-L6-v2 (benchmarks/bench_threshold.py, README)."""
+
+    enabled: bool = True
+    threshold: float = Field(0.835, gt=0, le=1, description="cosine similarity at or above which two prompts are duplicates")
+    method: Literal["auto", "exact", "faiss"] = Field(
+        "auto", description="exact all-pairs, a faiss IVF index, or auto: faiss above `ann_above` prompts")
+    ann_above: int = Field(20000, gt=0, description="auto: use the faiss index above this many prompts")
+    nprobe: int = Field(16, gt=0, description="faiss: inverted lists searched per query (recall against speed)")
+
+
+class TemplateCollapseConfig(_Config):
+    """Near-identical responses to different prompts: the failure of a corpus that reuses one text per domain."""
+
+    threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity of two responses that counts as the same text")
+    min_group: int = Field(3, ge=2, description="this many prompts sharing one response make a template")
+    action: Literal["flag", "drop"] = Field(
+        "flag", description="flag: keep every record, marked in checks.template_of; drop: keep the best of each group")
+
+
+class BalanceConfig(_Config):
+    target: int | None = Field(None, gt=0, description="records to keep; empty: the run's `target` (8019 by default)")
+    proportions: dict[str, float] = Field(default_factory=dict,
+                                          description="domain -> share of the target; empty: equal shares")
+    benign_fraction: float | None = Field(None, ge=0, le=1, description="empty: the run's `benign_fraction`")
+
+    @field_validator("proportions")
+    @classmethod
+    def _proportions(cls, value: dict[str, float]) -> dict[str, float]:
+        known = default_taxonomy().domain_ids()
+        unknown = [d for d in value if d not in known]
+        if unknown:
+            raise ValueError(f"unknown domain(s) {unknown}; expected some of {known}")
+        if value and (any(v < 0 for v in value.values()) or sum(value.values()) <= 0):
+            raise ValueError(f"expected non-negative shares with a positive sum, got {value}")
+        return value
+
+
 class CurationConfig(_Config):
     splits: SplitConfig = Field(default_factory=SplitConfig)
     on_refusal_mismatch: Literal["drop", "flag"] = Field(
         "drop", description="a harmful prompt not refused, or a benign one refused: drop it, or keep it flagged in checks.passed")
+    dedup: SemanticDedupConfig = Field(default_factory=SemanticDedupConfig)
+    template_collapse: TemplateCollapseConfig = Field(default_factory=TemplateCollapseConfig)
+    min_scores: dict[str, bool | int] | None = Field(
+        None, description="judge criterion -> lowest passing score, for records that have scores; empty: rubric.yaml's thresholds")
+    balance: BalanceConfig = Field(default_factory=BalanceConfig)
+    leakage_threshold: float | None = Field(
+        None, gt=0, le=1, description="prompts this similar may not sit in different splits; empty: dedup.threshold")
 
+    @field_validator("min_scores")
+    @classmethod
+    def _known_criteria(cls, value: dict[str, bool | int] | None) -> dict[str, bool | int] | None:
+        if value is not None:
+            from psychosafe.schemas.rubric import default_rubric
 
-class LLMResources(_Config):
-    """distilabel StepResources for every step that runs an LLM (generate, critique, judge), on either
-    executor: e.g. one vLLM replica per GPU with `replicas: 8, gpus: 1`."""
-
-    replicas: int = Field(1, gt=0)
-    cpus: int | None = Field(None, gt=0, description="CPUs each replica holds (on Ray: its torch threads)")
-    gpus: int | None = Field(None, gt=0)
+            ids = [c.id for c in default_rubric().criteria]
+            unknown = [k for k in value if k not in ids]
+            if unknown:
+                raise ValueError(f"unknown criterion(s) {unknown}; expected some of {ids} (rubric.yaml)")
+        return value
 
 
 class RebuildConfig(_Config):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from psychosafe.backends import check_llm, embedder_id, model_id
 from psychosafe.config import RebuildConfig
-from psychosafe.curation import balance_domains, curate, dedup_exact, write_report
+from psychosafe.curation import balance_domains, curate, dedup_exact
 from psychosafe.curation.curate import record_step
 from psychosafe.executors import on_configured_executor
 from psychosafe.runs import RunFolder
-from psychosafe.schemas import Record, dataset_to_records, default_taxonomy, records_to_dataset
+from psychosafe.schemas import Record, default_taxonomy, records_to_dataset
 
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -56,18 +56,12 @@ def rebuild(config: RebuildConfig, run_dir: str | Path | None = None, *, progres
     """Synthesize and curate end to end. Reusing a run folder resumes it: finished batches are not redone."""
     run = RunFolder(run_dir) if run_dir else RunFolder.new(DEFAULT_RUNS_DIR, config.name)
     records = synthesize(config, run, progress=progress)
-    dataset = curate(records, config.curation, run, seed=config.seed, dedup=False)
-    write_report(run, {name: list(split) for name, split in dataset.items()})
-    run.update(counts={name: len(split) for name, split in dataset.items()})
+    curate(records, config, run, progress=progress)  # writes curated/, rejected/, report/ and the counts
     return run
 
 
 def curate_run(config: RebuildConfig, run: RunFolder) -> RunFolder:
     """Curate what a run synthesized (the `curate` command on a run folder)."""
-    import datasets
+    from psychosafe.curation import curate_corpus
 
-    records = dataset_to_records(datasets.load_from_disk(str(run.synthesized / "dataset")))
-    dataset = curate(records, config.curation, run, seed=config.seed)
-    write_report(run, {name: list(split) for name, split in dataset.items()})
-    run.update(counts={name: len(split) for name, split in dataset.items()})
-    return run
+    return curate_corpus(run.path, config, run)

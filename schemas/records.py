@@ -55,6 +55,8 @@ class Checks(_Part):
     verified_resources: list[str] = Field(default_factory=list)
     unverified_contacts: list[str] = Field(default_factory=list)
     passed: bool | None = None
+    template_of: str | None = Field(None, description="template collapse: id of the record kept for a group of "
+                                                      "near-identical responses to different prompts")
 
 
 class HumanScores(_Part):

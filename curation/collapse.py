@@ -1,0 +1,60 @@
+"""Template collapse: one response text (near enough) answering many different prompts.
+
+This is the failure of the paper's corpus, where one fixed refusal per domain answered thousands of
+prompts; a model trained on it learns the template, not the person. Responses joined by a chain of
+near-identical pairs form a group; a group of `min_group` or more is a template. Every member is marked
+in `checks.template_of` (the id of the group's best-scored record); with `action: drop`, only that one stays.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from psychosafe.schemas import Record
+
+from .similarity import connected_groups, similar_pairs
+from .steps import StepResult, best_first, reject
+
+
+def detect_template_collapse(records: list[Record], vectors: np.ndarray, *, threshold: float, min_group: int,
+                             action: str = "flag", method: str = "auto", ann_above: int = 20000,
+                             nprobe: int = 16, name: str = "template_collapse") -> StepResult:
+    """`vectors`: response embeddings, one per record. Records without a response take no part."""
+    answered = [k for k, r in enumerate(records) if r.response.strip()]
+    pairs = similar_pairs(vectors[answered], threshold, method=method, ann_above=ann_above, nprobe=nprobe) \
+        if answered else None
+    groups: dict[int, list[int]] = defaultdict(list)
+    if pairs is not None:
+        for pos, label in enumerate(connected_groups(len(answered), pairs)):
+            groups[int(label)].append(answered[pos])
+    templates = [sorted(g, key=lambda k: best_first(records[k])) for g in groups.values() if len(g) >= min_group]
+    head_of: dict[int, int] = {k: g[0] for g in templates for k in g}
+    size_of: dict[int, int] = {k: len(g) for g in templates for k in g}
+    marked = [r.model_copy(update={"checks": r.checks.model_copy(update={"template_of": records[head_of[k]].id})})
+              if k in head_of else r for k, r in enumerate(records)]
+    kept, rejected = [], []
+    for k, r in enumerate(marked):
+        if action == "drop" and k in head_of and head_of[k] != k:
+            rejected.append(reject(r, name, f"template collapse: response near-identical (cosine >= {threshold}) to "
+                                            f"the one of {records[head_of[k]].id}, shared by {size_of[k]} prompts",
+                                   duplicate_of=records[head_of[k]].id))
+        else:
+            kept.append(r)
+    rate = len(head_of) / len(answered) if answered else 0.0
+    return StepResult(name, kept, rejected, notes={
+        "threshold": threshold, "action": action, "templates": len(templates),
+        "records_in_templates": len(head_of), "collapse_rate": round(rate, 4),
+        "largest_template": max((len(g) for g in templates), default=0),
+        "collapse_per_domain": dict(sorted(_per_domain(records, head_of).items()))})
+
+
+def _per_domain(records: list[Record], head_of: dict[int, int]) -> dict[str, float]:
+    """Share of each domain's answered records that sit in a template."""
+    total, hit = defaultdict(int), defaultdict(int)
+    for k, r in enumerate(records):
+        if r.response.strip():
+            total[r.domain] += 1
+            hit[r.domain] += k in head_of
+    return {d: round(hit[d] / total[d], 4) for d in total}

@@ -1,0 +1,151 @@
+"""Pairs of unit vectors whose cosine similarity reaches a threshold: exact all-pairs, or a faiss IVF index.
+
+Exact all-pairs is a blocked matrix product over the upper triangle (memory bounded by BLOCK_BYTES); its
+cost grows with n^2. The faiss index (inverted lists, inner product) compares each vector only with those
+in the `nprobe` lists nearest to it; near-duplicates sit close together, so they share a list or sit in a
+neighbouring one and are found with a measured recall (benchmarks/bench_dedup.py) at a cost that grows
+about linearly with n for a fixed list size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+BLOCK_BYTES = 256 * 2**20  # similarity block held at once by the exact search
+FAISS_QUERY_BATCH = 16384
+VECTORS_PER_LIST = 256  # faiss: about this many vectors per inverted list
+
+
+@dataclass
+class Pairs:
+    """Index pairs i < j with their cosine similarity, sorted by (i, j)."""
+
+    i: np.ndarray
+    j: np.ndarray
+    similarity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    @classmethod
+    def empty(cls) -> "Pairs":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+    def keep(self, mask: np.ndarray) -> "Pairs":
+        return Pairs(self.i[mask], self.j[mask], self.similarity[mask])
+
+
+def _sorted_pairs(i: np.ndarray, j: np.ndarray, s: np.ndarray) -> Pairs:
+    lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
+    keep = lo != hi
+    lo, hi, s = lo[keep], hi[keep], s[keep].astype(np.float32)
+    order = np.lexsort((hi, lo))
+    lo, hi, s = lo[order], hi[order], s[order]
+    if len(lo):  # the index may report a pair from both ends
+        first = np.ones(len(lo), bool)
+        first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+        lo, hi, s = lo[first], hi[first], s[first]
+    return Pairs(lo, hi, s)
+
+
+def pairs_exact(vectors: np.ndarray, threshold: float) -> Pairs:
+    n = len(vectors)
+    block = max(1, min(n, BLOCK_BYTES // (4 * max(n, 1))))
+    found_i, found_j, found_s = [], [], []
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        sims = vectors[start:stop] @ vectors[start:].T  # upper triangle only: columns from `start`
+        rows, cols = np.nonzero(sims >= threshold)
+        keep = cols + start > rows + start
+        found_i.append(rows[keep] + start)
+        found_j.append(cols[keep] + start)
+        found_s.append(sims[rows[keep], cols[keep]])
+    if not found_i:
+        return Pairs.empty()
+    return _sorted_pairs(np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s))
+
+
+def build_ivf_index(vectors: np.ndarray, *, nprobe: int, seed: int = 0):
+    import faiss
+
+    n, dim = vectors.shape
+    nlist = max(1, min(n // VECTORS_PER_LIST, 65536))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(seed)
+    sample = vectors[np.sort(rng.choice(n, size=min(n, nlist * 40), replace=False))]  # k-means wants ~40 per list
+    index.cp.seed = seed
+    index.train(np.ascontiguousarray(sample))
+    index.add(np.ascontiguousarray(vectors))
+    index.nprobe = min(nprobe, nlist)
+    return index
+
+
+def pairs_faiss(vectors: np.ndarray, threshold: float, *, nprobe: int = 16, seed: int = 0) -> Pairs:
+    index = build_ivf_index(vectors, nprobe=nprobe, seed=seed)
+    found_i, found_j, found_s = [], [], []
+    for start in range(0, len(vectors), FAISS_QUERY_BATCH):
+        queries = np.ascontiguousarray(vectors[start:start + FAISS_QUERY_BATCH])
+        # range_search returns inner products strictly above the radius: step just below the threshold
+        limits, sims, ids = index.range_search(queries, float(np.nextafter(np.float32(threshold), np.float32(-1))))
+        rows = np.repeat(np.arange(len(queries)), np.diff(limits.astype(np.int64))) + start
+        keep = (ids > rows) & (sims >= threshold)
+        found_i.append(rows[keep])
+        found_j.append(ids[keep])
+        found_s.append(sims[keep])
+    return _sorted_pairs(np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s))
+
+
+def choose_method(n: int, method: Literal["auto", "exact", "faiss"], ann_above: int) -> str:
+    return ("faiss" if n > ann_above else "exact") if method == "auto" else method
+
+
+def similar_pairs(vectors: np.ndarray, threshold: float, *, method: Literal["auto", "exact", "faiss"] = "auto",
+                  ann_above: int = 20000, nprobe: int = 16) -> Pairs:
+    """Every pair i < j of unit vectors with cosine >= threshold (within the index's recall for faiss)."""
+    if len(vectors) < 2:
+        return Pairs.empty()
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if choose_method(len(vectors), method, ann_above) == "faiss":
+        return pairs_faiss(vectors, threshold, nprobe=nprobe)
+    return pairs_exact(vectors, threshold)
+
+
+def nearest_similarity(vectors: np.ndarray, *, method: str = "exact", nprobe: int = 16) -> np.ndarray:
+    """Each vector's cosine similarity to its nearest other vector (for the report's distribution)."""
+    n = len(vectors)
+    if n < 2:
+        return np.zeros(0, np.float32)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if method == "faiss":
+        index = build_ivf_index(vectors, nprobe=nprobe)
+        sims, ids = index.search(vectors, 2)
+        own = ids[:, 0] == np.arange(n)
+        return np.where(own, sims[:, 1], sims[:, 0]).astype(np.float32)
+    best = np.full(n, -1.0, np.float32)
+    block = max(1, min(n, BLOCK_BYTES // (4 * n)))
+    for start in range(0, n, block):
+        sims = vectors[start:start + block] @ vectors.T
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -1.0
+        best[start:start + block] = sims.max(axis=1)
+    return best
+
+
+def connected_groups(n: int, pairs: Pairs) -> np.ndarray:
+    """Group label per item: items joined by a chain of pairs share a label (the smallest index)."""
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in zip(pairs.i.tolist(), pairs.j.tolist()):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.array([find(x) for x in range(n)], dtype=np.int64)
