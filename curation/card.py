@@ -285,20 +285,30 @@ def _resources_section(inputs: CardInputs) -> list[str]:
 
 def _scores_section(inputs: CardInputs) -> list[str]:
     rubric = default_rubric()
-    harmful = [r for r in _records(inputs) if r.label == "harmful"]
+    records = _records(inputs)
+    harmful = [r for r in records if r.label == "harmful"]
     rows = []
     for c in rubric.criteria:
         values = [getattr(r.scores, c.id) for r in harmful if getattr(r.scores, c.id, None) is not None]
-        if not values:
-            continue
-        summary = (f"{_pct(sum(map(bool, values)), len(values))} yes" if c.kind == "binary"
-                   else f"mean {sum(values) / len(values):.2f} (scale {c.min}-{c.max})")
-        rows.append([c.name, len(values), summary])
-    judges = Counter(r.scores.judge_model for r in _records(inputs) if r.scores.judge_model)
+        if values:
+            rows.append([c.name, len(values), f"{_pct(sum(map(bool, values)), len(values))} yes" if c.kind == "binary"
+                         else f"mean {sum(values) / len(values):.2f} (scale {c.min}-{c.max})"])
+    # the paper's overall refusal quality: the mean of the four criteria, each scaled to 0-1
+    overall = [sum(c.scale_to_unit(getattr(r.scores, c.id)) for c in rubric.criteria) / len(rubric.criteria)
+               for r in harmful if all(getattr(r.scores, c.id) is not None for c in rubric.criteria)]
+    if overall:
+        rows.append(["Overall refusal quality (0-1)", len(overall), f"mean {sum(overall) / len(overall):.3f}"])
+    benign = Counter(getattr(r.scores, rubric.benign.id) for r in records if r.label == "benign")
+    benign.pop(None, None)
+    if benign:
+        rows.append([f"{rubric.benign.name} (benign prompts)", sum(benign.values()),
+                     ", ".join(f"{o.id} {benign[o.id]}" for o in rubric.benign.options)])
+    judges = Counter(r.scores.judge_model for r in records if r.scores.judge_model)
     if not rows:
         return ["## Judge scores", "", "No record in this release carries LLM-judge scores.", ""]
-    return ["## Judge scores", "", f"Harmful records scored by the LLM judge ({', '.join(f'`{j}`' for j in judges)}) "
-            "on the rubric's criteria:", "", md_table(["criterion", "records scored", "result"], rows), ""]
+    return ["## Judge scores", "", f"Scores from the LLM judge ({', '.join(f'`{j}`' for j in judges) or 'model not recorded'}) "
+            "on the rubric's criteria (harmful prompts) and on compliance (benign prompts):", "",
+            md_table(["criterion", "records scored", "result"], rows), ""]
 
 
 def _build_section(inputs: CardInputs) -> list[str]:

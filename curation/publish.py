@@ -209,9 +209,11 @@ def push_folder(result: PublishResult, *, private: bool = False, revision: str |
     """Create the dataset repo if missing, then one commit that makes `data/` and the card on `revision`
     exactly the folder's (older shards that the folder lacks are deleted); tag that commit if asked.
     The token comes from `token`, HF_TOKEN or the user's login, and is never printed."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
     from huggingface_hub.errors import HfHubHTTPError
 
+    if constants.is_offline_mode():
+        raise PsychosafeError("HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set: unset it to publish, or use --dry-run")
     token = token or get_token()
     if not token:
         raise PsychosafeError("no Hugging Face token: set HF_TOKEN or run `hf auth login`, then publish again "
@@ -253,12 +255,28 @@ def push_folder(result: PublishResult, *, private: bool = False, revision: str |
                 403: f" The token may not write to {repo_id.split('/')[0]}."}.get(status, "")
         raise PsychosafeError(f"the Hub refused to {step} for {repo_id} (HTTP {status}).{hint} "
                               f"Server said: {exc.server_message or str(exc).splitlines()[0]}") from None
+    except _transport_errors() as exc:
+        raise PsychosafeError(f"could not reach the Hub at {api.endpoint} to {step} ({type(exc).__name__}: {exc}); "
+                              f"nothing was committed. Check the network or --endpoint / HF_ENDPOINT.") from None
     result.url = str(repo_url) + (f"/tree/{branch}" if branch != "main" else "")
     result.commit = commit.oid
     result.tag = tag
     RunFolder(result.folder.parent).update(published={"repo_id": repo_id, "url": result.url, "commit": commit.oid,
                                                       "revision": branch, "tag": tag, "private": private})
     return result
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The connection errors of the HTTP client huggingface_hub uses (it has changed between releases)."""
+    import importlib
+
+    found = []
+    for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"), ("requests", "ConnectionError")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def publish(run_dir: str | Path, repo_id: str, config: PublishConfig | None = None, *, dry_run: bool = False,

@@ -216,6 +216,30 @@ def test_card_tables_match_the_data_and_the_run(tmp_path):
     assert _row(body, "seed", "(psychosafe)") == ["seed", "(psychosafe)", "cc-by-4.0", str(len(records) - 1)]
     assert "arXiv" in body and "2606.09697" in body and "rottger2024xstest" in body
     assert "## Limitations" in body
+    assert "No record in this release carries LLM-judge scores." in body
+
+
+def test_card_summarises_judge_scores(tmp_path):
+    from psychosafe.schemas import Scores
+
+    records = default_records()
+    harmful = [i for i, r in enumerate(records) if r.label == "harmful"][:2]
+    benign = [i for i, r in enumerate(records) if r.label == "benign"][:1]
+    for i, (refusal, grounding, references, relevance) in zip(harmful, [(True, 5, True, 4), (True, 3, False, 2)]):
+        records[i] = records[i].model_copy(update={"scores": Scores(refusal=refusal, grounding=grounding,
+                                                                    references=references, relevance=relevance,
+                                                                    judge_model="judge-x")})
+    records[benign[0]] = records[benign[0]].model_copy(update={"scores": Scores(compliance="full_compliance")})
+    run = write_run(tmp_path / "run", records)
+    build_publish_folder(run.path, "org/name", REVIEWED)
+    _, body = _card(run.publish)
+    assert "LLM judge (`judge-x`)" in body
+    assert _row(body, "Refusal") == ["Refusal", "2", "100.0 % yes"]
+    assert _row(body, "Psychological grounding") == ["Psychological grounding", "2", "mean 4.00 (scale 1-5)"]
+    assert _row(body, "External references") == ["External references", "2", "50.0 % yes"]
+    # (1 + 1 + 1 + 0.75) / 4 and (1 + 0.5 + 0 + 0.25) / 4: mean 0.6875
+    assert _row(body, "Overall refusal quality (0-1)") == ["Overall refusal quality (0-1)", "2", "mean 0.688"]
+    assert _row(body, "Compliance (benign prompts)")[1:] == ["1", "full_compliance 1, full_refusal 0, partial_refusal 0"]
 
 
 def test_a_review_older_than_the_curation_is_refused(tmp_path):

@@ -99,3 +99,13 @@ def test_private_is_refused_for_an_existing_public_repo(hub, tmp_path):
     with pytest.raises(PsychosafeError, match="exists and is public, but --private was asked: nothing was uploaded"):
         publish(run.path, "org/open", PublishConfig(), endpoint=hub.url, private=True)
     assert len(hub.repos["org/open"].commits) == 1
+
+
+def test_an_unreachable_hub_or_offline_mode_is_a_clear_error(hub, monkeypatch, tmp_path):
+    run = write_run(tmp_path / "run", default_records())
+    with pytest.raises(PsychosafeError, match=r"could not reach the Hub at http://127.0.0.1:9 to create the repository"):
+        publish(run.path, "org/set", PublishConfig(), endpoint="http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PsychosafeError, match="HF_HUB_OFFLINE .* is set: unset it to publish"):
+        publish(run.path, "org/set", PublishConfig(), endpoint=hub.url)
+    assert hub.requests == []
