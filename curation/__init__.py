@@ -5,6 +5,7 @@ checks (refusal markers, contact details) -> scores (judge thresholds) -> balanc
 """
 
 from .agreement import Agreement, aggregate, cohen_kappa, krippendorff_alpha
+from .agreement import Agreement, aggregate, cohen_kappa, krippendorff_alpha
 from .balance import balance_domains
 from .checks import apply_checks, check_record, extract_contacts, refusal_markers
 from .collapse import detect_template_collapse
@@ -13,6 +14,8 @@ from .dedup import dedup_exact, dedup_semantic
 from .embed import CachedEmbedder
 from .inputs import load_corpus
 from .report import CurationAnalysis, write_report
+from .review import (ArgillaQueue, ReviewConfig, agreement_figures, load_review_config, merge_reviews,
+                     pull_review, push_review, review_status, select_records)
 from .scores import filter_scores
 from .similarity import Pairs, nearest_similarity, similar_pairs
 from .review import (ArgillaQueue, ReviewConfig, agreement_figures, load_review_config, merge_reviews,
