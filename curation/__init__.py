@@ -5,7 +5,6 @@ checks (refusal markers, contact details) -> scores (judge thresholds) -> balanc
 """
 
 from .agreement import Agreement, aggregate, cohen_kappa, krippendorff_alpha
-from .agreement import Agreement, aggregate, cohen_kappa, krippendorff_alpha
 from .balance import balance_domains
 from .checks import apply_checks, check_record, extract_contacts, refusal_markers
 from .collapse import detect_template_collapse
@@ -18,8 +17,6 @@ from .review import (ArgillaQueue, ReviewConfig, agreement_figures, load_review_
                      pull_review, push_review, review_status, select_records)
 from .scores import filter_scores
 from .similarity import Pairs, nearest_similarity, similar_pairs
-from .review import (ArgillaQueue, ReviewConfig, agreement_figures, load_review_config, merge_reviews,
-                     pull_review, push_review, review_status, select_records)
 from .split import prevent_leakage, split_by_domain
 from .steps import StepResult, best_first, quality, reject
 
