@@ -377,6 +377,11 @@ class ArgillaQueue:
         self._dataset = found
         return found
 
+    def min_submitted(self) -> int:
+        """What the dataset itself asks for (its task distribution)."""
+        with self.errors():
+            return self.dataset().settings.distribution.min_submitted
+
     def records(self, *, with_responses: bool) -> list[QueueRecord]:
         with self.errors():
             users = {u.id: u.username for u in self.client.users} if with_responses else {}
@@ -577,14 +582,16 @@ def agreement_figures(records: list[Record], queue_records: list[QueueRecord]) -
 
 # -- pull -----------------------------------------------------------------------------------------
 
-def pull_review(run: RunFolder, config: ReviewConfig) -> dict:
-    """Fetch submitted responses, merge them into the run's records and write review/. Returns the summary."""
+def pull_review(run: RunFolder, config: ReviewConfig, *, min_submitted: int | None = None) -> dict:
+    """Fetch submitted responses, merge them into the run's records and write review/. Returns the summary.
+    A record is decided once it has as many submitted responses as the dataset asks for (the value push set),
+    or `min_submitted` when given."""
     t = time.perf_counter()
     splits = load_run_records(run)
     queue = ArgillaQueue(config)
-    queue.dataset()
+    needed = min_submitted or queue.min_submitted()
     queue_records = queue.records(with_responses=True)
-    merged = merge_reviews(splits, queue_records, rule=config.rule, min_submitted=config.min_submitted)
+    merged = merge_reviews(splits, queue_records, rule=config.rule, min_submitted=needed)
     all_records = [r for records in merged.splits.values() for r in records]
     figures = agreement_figures([r for records in splits.values() for r in records], queue_records)
     statuses = Counter(r.review.status for r in all_records)
@@ -595,7 +602,7 @@ def pull_review(run: RunFolder, config: ReviewConfig) -> dict:
         "agreement": {kind: {c: a.as_dict() for c, a in per.items()} for kind, per in figures.items()},
     }
     run_ids = {r.id for r in all_records}
-    details = {"annotators": merged.annotators, "min_submitted": config.min_submitted, "dataset": config.dataset,
+    details = {"annotators": merged.annotators, "min_submitted": needed, "dataset": config.dataset,
                "workspace": config.workspace, "not_in_run": sum(1 for q in queue_records if q.id not in run_ids),
                "problems": merged.problems, "edited_with_unverified_contacts": merged.unverified_after_edit}
     _write_pull(run, merged, summary, details)
@@ -713,9 +720,10 @@ def write_review_report(folder: Path, merged: MergeResult, summary: dict, detail
 # -- status ---------------------------------------------------------------------------------------
 
 def review_status(config: ReviewConfig) -> dict:
-    """Progress per domain (records, with a response, completed) and per annotator (submitted, draft, discarded)."""
+    """Progress per domain (records, with a response, completed: as many submitted responses as the dataset
+    asks for) and per annotator (submitted, draft, discarded)."""
     queue = ArgillaQueue(config)
-    queue.dataset()
+    min_submitted = queue.min_submitted()
     records = queue.records(with_responses=True)
     per_domain: dict[str, Counter] = defaultdict(Counter)
     per_annotator: dict[str, Counter] = defaultdict(Counter)
@@ -723,11 +731,11 @@ def review_status(config: ReviewConfig) -> dict:
         counts = per_domain[q.metadata.get("domain", "unknown")]
         counts["records"] += 1
         counts["with_responses"] += bool(q.submitted())
-        counts["completed"] += len(q.submitted()) >= config.min_submitted
+        counts["completed"] += len(q.submitted()) >= min_submitted
         for a in q.annotations:
             per_annotator[a.user][a.status] += 1
     return {"url": queue.url, "dataset": config.dataset, "workspace": config.workspace, "records": len(records),
-            "min_submitted": config.min_submitted,
+            "min_submitted": min_submitted,
             "per_domain": {d: {k: c.get(k, 0) for k in ("records", "with_responses", "completed")}
                            for d, c in sorted(per_domain.items())},
             "per_annotator": {u: {k: c.get(k, 0) for k in ("submitted", "draft", "discarded")}

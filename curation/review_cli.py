@@ -17,7 +17,7 @@ ReviewConfigOpt = typer.Option(None, "--config", "-c", help="review config YAML 
 RunDirOpt = typer.Option(..., "--run-dir", help="a run folder with curated/ (or synthesized/)")
 DatasetOpt = typer.Option(None, "--dataset", help="Argilla dataset name (default: the config's)")
 WorkspaceOpt = typer.Option(None, "--workspace", help="Argilla workspace (default: the config's)")
-MinSubmittedOpt = typer.Option(None, "--min-submitted", help="submitted responses a record needs")
+MinSubmittedOpt = typer.Option(None, "--min-submitted", min=1, help="submitted responses a record needs (pull: default the dataset's)")
 
 
 def _config(path: Optional[Path], **overrides):
@@ -53,8 +53,8 @@ def pull(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, da
     from psychosafe.curation.review import pull_review
     from psychosafe.runs import RunFolder
 
-    cfg = _config(config, dataset=dataset, workspace=workspace, min_submitted=min_submitted, rule=rule)
-    summary = pull_review(RunFolder(run_dir), cfg)
+    cfg = _config(config, dataset=dataset, workspace=workspace, rule=rule)
+    summary = pull_review(RunFolder(run_dir), cfg, min_submitted=min_submitted)
     console.print("[green]merged[/green]: " + ", ".join(f"{k} {v}" for k, v in summary["statuses"].items())
                   + f" ({summary['annotators']} annotators, rule {summary['rule']})")
     review = Path(run_dir) / "review"
@@ -63,11 +63,11 @@ def pull(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, da
 
 @app.command()
 def status(config: Optional[Path] = ReviewConfigOpt, dataset: Optional[str] = DatasetOpt,
-           workspace: Optional[str] = WorkspaceOpt, min_submitted: Optional[int] = MinSubmittedOpt) -> None:
+           workspace: Optional[str] = WorkspaceOpt) -> None:
     """Progress of the review queue per domain and per annotator."""
     from psychosafe.curation.review import review_status
 
-    progress = review_status(_config(config, dataset=dataset, workspace=workspace, min_submitted=min_submitted))
+    progress = review_status(_config(config, dataset=dataset, workspace=workspace))
     out = Console()
     out.print(f"{progress['workspace']}/{progress['dataset']} at {progress['url']}: {progress['records']} records, "
               f"{progress['min_submitted']} submitted response(s) needed each")

@@ -132,6 +132,8 @@ def start(state_dir: str | Path = DEFAULT_STATE, *, port: int = DEFAULT_PORT, ap
     if redis is None:
         raise ServerError("redis-server is not installed: run `make argilla-server` (it installs it from Debian)")
 
+    if port and _port_open(port):
+        raise ServerError(f"port {port} on 127.0.0.1 is taken (another Argilla?): pass --port N, or --port 0 for a free one")
     state.mkdir(parents=True, exist_ok=True)
     ports = {"argilla": port or _free_port(), "redis": _free_port(), "osmem": _free_port()}
     logs = {name: state / f"{name}.log" for name in ("redis", "osmem", "argilla")}
@@ -242,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "start":
             info = start(args.state_dir, port=args.port, api_key=args.api_key, password=args.password)
             print(f"Argilla is up at {info['url']} (UI login: {info['owner']}, password in {_state_file(Path(info['state_dir']))})")
-            print(f'Point psychosafe at it: eval "$(python {Path(__file__).relative_to(REPO)} env)"')
+            where = "" if Path(args.state_dir).resolve() == DEFAULT_STATE else f" --state-dir {args.state_dir}"
+            print(f'Point psychosafe at it: eval "$(python {Path(__file__).relative_to(REPO)} env{where})"')
         elif args.command == "stop":
             print("stopped" if stop(args.state_dir) else "not running")
         elif args.command == "env":
