@@ -132,7 +132,7 @@ def test_dry_run_writes_a_repository_that_loads_as_the_curated_dataset(tmp_path)
                             "data/validation-00000-of-00001.parquet"]
     assert sorted(str(p.relative_to(run.publish)) for p in run.publish.rglob("*") if p.is_file()) == result.files
 
-    published = datasets.load_dataset(str(run.publish))
+    published = datasets.load_dataset(str(run.publish), cache_dir=str(tmp_path / "hf-cache"))
     curated = datasets.load_from_disk(str(run.curated))
     reviewed = datasets.load_from_disk(str(run.review / "dataset"))  # curated/ with the review merged in
     assert list(published) == list(curated) == ["train", "validation", "test"]
@@ -143,7 +143,7 @@ def test_dry_run_writes_a_repository_that_loads_as_the_curated_dataset(tmp_path)
     assert published["train"][0]["review"]["status"] == "accepted"
 
     meta, body = _card(run.publish)
-    assert meta["license"] == ["cc-by-4.0"] or meta["license"] == "cc-by-4.0"
+    assert meta["license"] == "cc-by-4.0"
     assert meta["language"] == ["en"]
     assert meta["task_categories"] == ["text-generation"]
     assert meta["size_categories"] == ["n<1K"]
@@ -156,6 +156,12 @@ def test_dry_run_writes_a_repository_that_loads_as_the_curated_dataset(tmp_path)
         name: len(curated[name]) for name in curated}
     assert [f["name"] for f in meta["dataset_info"]["features"]] == list(RECORD_FEATURES)
     assert 'load_dataset("psychosafe/refusals-test")' in body
+    # huggingface_hub's own card parser reads the header as the Hub will
+    from huggingface_hub import DatasetCard
+
+    hub_card = DatasetCard.load(run.publish / "README.md")
+    assert hub_card.data.license == "cc-by-4.0" and hub_card.data.pretty_name == REVIEWED.pretty_name
+    assert hub_card.data.task_categories == ["text-generation"] and hub_card.data.size_categories == ["n<1K"]
 
 
 def test_card_tables_match_the_data_and_the_run(tmp_path):
@@ -280,7 +286,7 @@ def test_shards_split_large_splits_and_still_round_trip(tmp_path):
     result = build_publish_folder(run.path, "org/name", PublishConfig(max_shard_bytes=1000))
     train = [f for f in result.files if f.startswith("data/train-")]
     assert len(train) > 1 and train[0].endswith(f"-of-{len(train):05d}.parquet")
-    published = datasets.load_dataset(str(run.publish))
+    published = datasets.load_dataset(str(run.publish), cache_dir=str(tmp_path / "hf-cache"))
     assert published["train"].to_list() == datasets.load_from_disk(str(run.review / "dataset"))["train"].to_list()
 
 
@@ -289,7 +295,7 @@ def test_an_empty_split_is_left_out_and_said_so(tmp_path):
     run = write_run(tmp_path / "run", records, splits={"train": records[:-2], "validation": [], "test": records[-2:]})
     result = build_publish_folder(run.path, "org/name", REVIEWED)
     assert result.empty_splits == ["validation"] and list(result.splits) == ["train", "test"]
-    assert list(datasets.load_dataset(str(run.publish))) == ["train", "test"]
+    assert list(datasets.load_dataset(str(run.publish), cache_dir=str(tmp_path / "hf-cache"))) == ["train", "test"]
     meta, body = _card(run.publish)
     assert [f["split"] for f in meta["configs"][0]["data_files"]] == ["train", "test"]
     assert "`validation` split(s) hold no record in this release" in body
@@ -302,7 +308,7 @@ def test_a_run_curated_with_an_older_schema_is_published_with_the_current_one(tm
     shutil.rmtree(run.curated)
     shutil.move(tmp_path / "older", run.curated)
     build_publish_folder(run.path, "org/name", REVIEWED)
-    published = datasets.load_dataset(str(run.publish))
+    published = datasets.load_dataset(str(run.publish), cache_dir=str(tmp_path / "hf-cache"))
     assert "baseline_response" not in datasets.load_from_disk(str(run.curated))["train"].features
     assert published["train"].features == RECORD_FEATURES
     assert published["train"]["baseline_response"] == [None] * len(published["train"])
@@ -374,7 +380,7 @@ def test_exclude_blocked_withholds_them_and_the_card_says_so(tmp_path):
     run = write_run(tmp_path / "run", records)
     result = build_publish_folder(run.path, "org/name", REVIEWED, exclude_blocked=True)
     assert result.excluded == 1 and sum(result.splits.values()) == len(records) - 1
-    published = datasets.load_dataset(str(run.publish))
+    published = datasets.load_dataset(str(run.publish), cache_dir=str(tmp_path / "hf-cache"))
     assert records[-1].id not in {i for split in published.values() for i in split["id"]}
     _, body = _card(run.publish)
     assert "1 record(s) that the guards block were withheld" in body
