@@ -279,7 +279,7 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-def publish(run_dir: str | Path, repo_id: str, config: PublishConfig | None = None, *, dry_run: bool = False,
+def publish_run(run_dir: str | Path, repo_id: str, config: PublishConfig | None = None, *, dry_run: bool = False,
             private: bool = False, revision: str | None = None, tag: str | None = None, force: bool = False,
             exclude_blocked: bool = False, token: str | None = None, endpoint: str | None = None) -> PublishResult:
     """The `publish` command: build `<run>/publish/`, then push it unless `dry_run`."""

@@ -1,4 +1,4 @@
-"""`psychosafe publish`: build the Hub repository of a curated run and push it (thin: options -> publish())."""
+"""`psychosafe publish`: build the Hub repository of a curated run and push it (thin: options -> publish_run())."""
 
 from __future__ import annotations
 
@@ -27,10 +27,9 @@ def publish(
 ) -> None:
     """Write RUN/publish/ (parquet shards per split under data/ and a README.md dataset card) and, unless
     --dry-run, push it to the Hub in one commit. Token: HF_TOKEN or `hf auth login`."""
-    from psychosafe.curation.publish import load_publish_config
-    from psychosafe.curation.publish import publish as run_publish
+    from psychosafe.curation.publish import load_publish_config, publish_run
 
-    result = run_publish(run_dir, repo_id, load_publish_config(config), dry_run=dry_run, private=private,
+    result = publish_run(run_dir, repo_id, load_publish_config(config), dry_run=dry_run, private=private,
                          revision=revision, tag=tag, force=force, exclude_blocked=exclude_blocked, endpoint=endpoint)
     counts = ", ".join(f"{name} {n}" for name, n in result.splits.items())
     if result.forced:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from psychosafe.curation.checks import check_record
-from psychosafe.curation.publish import PublishBlocked, PublishConfig, build_publish_folder, publish
+from psychosafe.curation.publish import PublishBlocked, PublishConfig, build_publish_folder, publish_run
 from psychosafe.errors import InputError, PsychosafeError
 from psychosafe.runs import RunFolder
 from psychosafe.schemas import RECORD_FEATURES, Record, default_taxonomy, record_id, records_to_dataset
@@ -125,7 +125,7 @@ def _row(body: str, *first_cells: str) -> list[str]:
 def test_dry_run_writes_a_repository_that_loads_as_the_curated_dataset(tmp_path):
     records = default_records()
     run = write_run(tmp_path / "run", records)
-    result = publish(run.path, "psychosafe/refusals-test", REVIEWED, dry_run=True)
+    result = publish_run(run.path, "psychosafe/refusals-test", REVIEWED, dry_run=True)
 
     assert result.folder == run.publish and result.url is None
     assert result.files == ["README.md", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",

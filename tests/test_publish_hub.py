@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from hub_stub import HubStub
 from psychosafe.cli import app
-from psychosafe.curation.publish import PublishConfig, publish
+from psychosafe.curation.publish import PublishConfig, publish_run
 from psychosafe.errors import PsychosafeError
 from test_publish import default_records, write_run
 
@@ -63,11 +63,11 @@ def test_cli_push_creates_a_private_repo_in_one_commit_and_tags_it(hub, tmp_path
 
 def test_republish_replaces_stale_shards_and_commits_to_a_branch(hub, tmp_path):
     run = write_run(tmp_path / "run", default_records())
-    publish(run.path, "org/set", PublishConfig(), endpoint=hub.url)
+    publish_run(run.path, "org/set", PublishConfig(), endpoint=hub.url)
     first = set(hub.repos["org/set"].branches["main"])
     assert "data/train-00000-of-00001.parquet" in first
 
-    result = publish(run.path, "org/set", PublishConfig(max_shard_bytes=1000), endpoint=hub.url, revision="draft")
+    result = publish_run(run.path, "org/set", PublishConfig(max_shard_bytes=1000), endpoint=hub.url, revision="draft")
     repo = hub.repos["org/set"]
     assert result.url == f"{hub.url}/datasets/org/set/tree/draft"
     assert len(hub.calls("POST", "/api/repos/create")) == 2 and len(repo.commits) == 2  # exists: no new repo
@@ -83,29 +83,29 @@ def test_missing_and_refused_tokens_are_clear_and_never_printed(hub, monkeypatch
     run = write_run(tmp_path / "run", default_records())
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(PsychosafeError, match="no Hugging Face token: set HF_TOKEN"):
-        publish(run.path, "org/set", PublishConfig(), endpoint=hub.url)
+        publish_run(run.path, "org/set", PublishConfig(), endpoint=hub.url)
     assert hub.requests == []
 
     wrong = "hf_wrong_token_987"
     with pytest.raises(PsychosafeError) as err:
-        publish(run.path, "org/set", PublishConfig(), endpoint=hub.url, token=wrong)
+        publish_run(run.path, "org/set", PublishConfig(), endpoint=hub.url, token=wrong)
     assert "HTTP 401" in str(err.value) and "token was refused" in str(err.value)
     assert wrong not in str(err.value) and "org/set" not in hub.repos
 
 
 def test_private_is_refused_for_an_existing_public_repo(hub, tmp_path):
     run = write_run(tmp_path / "run", default_records())
-    publish(run.path, "org/open", PublishConfig(), endpoint=hub.url)  # created public
+    publish_run(run.path, "org/open", PublishConfig(), endpoint=hub.url)  # created public
     with pytest.raises(PsychosafeError, match="exists and is public, but --private was asked: nothing was uploaded"):
-        publish(run.path, "org/open", PublishConfig(), endpoint=hub.url, private=True)
+        publish_run(run.path, "org/open", PublishConfig(), endpoint=hub.url, private=True)
     assert len(hub.repos["org/open"].commits) == 1
 
 
 def test_an_unreachable_hub_or_offline_mode_is_a_clear_error(hub, monkeypatch, tmp_path):
     run = write_run(tmp_path / "run", default_records())
     with pytest.raises(PsychosafeError, match=r"could not reach the Hub at http://127.0.0.1:9 to create the repository"):
-        publish(run.path, "org/set", PublishConfig(), endpoint="http://127.0.0.1:9")
+        publish_run(run.path, "org/set", PublishConfig(), endpoint="http://127.0.0.1:9")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(PsychosafeError, match="HF_HUB_OFFLINE .* is set: unset it to publish"):
-        publish(run.path, "org/set", PublishConfig(), endpoint=hub.url)
+        publish_run(run.path, "org/set", PublishConfig(), endpoint=hub.url)
     assert hub.requests == []
