@@ -222,6 +222,7 @@ def push_folder(result: PublishResult, *, private: bool = False, revision: str |
     repo_id = result.repo_id
     branch = revision or "main"
     step = "create the repository"
+    commit = None
     try:
         repo_url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         if private:  # the Hub ignores `private` for a repository that exists: never publish into a public one
@@ -252,18 +253,24 @@ def push_folder(result: PublishResult, *, private: bool = False, revision: str |
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
         hint = {401: " The token was refused: check HF_TOKEN or log in again.",
-                403: f" The token may not write to {repo_id.split('/')[0]}."}.get(status, "")
+                403: f" The token may not write to {repo_id.split('/')[0]}.",
+                409: " It exists already: choose another --tag." if commit else ""}.get(status, "")
         raise PsychosafeError(f"the Hub refused to {step} for {repo_id} (HTTP {status}).{hint} "
-                              f"Server said: {exc.server_message or str(exc).splitlines()[0]}") from None
+                              f"Server said: {exc.server_message or str(exc).splitlines()[0]}. "
+                              + _what_was_committed(commit)) from None
     except _transport_errors() as exc:
-        raise PsychosafeError(f"could not reach the Hub at {api.endpoint} to {step} ({type(exc).__name__}: {exc}); "
-                              f"nothing was committed. Check the network or --endpoint / HF_ENDPOINT.") from None
+        raise PsychosafeError(f"could not reach the Hub at {api.endpoint} to {step} ({type(exc).__name__}: {exc}). "
+                              + _what_was_committed(commit) + " Check the network or --endpoint / HF_ENDPOINT.") from None
     result.url = str(repo_url) + (f"/tree/{branch}" if branch != "main" else "")
     result.commit = commit.oid
     result.tag = tag
     RunFolder(result.folder.parent).update(published={"repo_id": repo_id, "url": result.url, "commit": commit.oid,
                                                       "revision": branch, "tag": tag, "private": private})
     return result
+
+
+def _what_was_committed(commit) -> str:
+    return "Nothing was committed." if commit is None else f"Commit {commit.oid} is on the Hub; only this step failed."
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:

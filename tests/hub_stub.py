@@ -1,7 +1,7 @@
 """A STUB of the Hugging Face Hub's HTTP API, for tests only: the Hub cannot be reached from here.
 
 It implements just what huggingface_hub calls to publish a dataset over the LFS transfer (Xet is switched
-off in the client): create a repo, read its info, validate a card's YAML, preupload, the LFS batch API and its upload
+off in the client): create a repo, read its info (at a revision), validate a card's YAML, preupload, the LFS batch API and its upload
 URL, commit (NDJSON), list a tree, create a branch, create a tag. It keeps repositories in memory (a
 branch is a path -> bytes map; commits and tags are kept) and records every request, so a test can
 assert what was sent. It checks the bearer token and the LFS hashes, as the Hub does."""
@@ -118,6 +118,7 @@ class HubStub:
             ("POST", r"/(?P<type>datasets|spaces)/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", self._lfs_batch),
             ("POST", r"/api/(?P<type>\w+)s/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>.+)", self._commit),
             ("GET", r"/api/(?P<type>\w+)s/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)", self._tree),
+            ("GET", r"/api/(?P<type>\w+)s/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/]+)", self._info),
             ("GET", r"/api/(?P<type>\w+)s/(?P<repo>[^/]+/[^/]+)", self._info),
             ("POST", r"/api/(?P<type>\w+)s/(?P<repo>[^/]+/[^/]+)/branch/(?P<rev>.+)", self._branch),
             ("POST", r"/api/(?P<type>\w+)s/(?P<repo>[^/]+/[^/]+)/tag/(?P<rev>.+)", self._tag),
@@ -214,9 +215,10 @@ class HubStub:
         return 200, [{"type": "file", "path": p, "size": len(d), "oid": _git_blob_sha1(d)}
                      for p, d in sorted(repo.branches[rev].items())], {}
 
-    def _info(self, req, repo, rev):
-        return 200, {"id": repo.repo_id, "private": repo.private, "sha": repo.heads["main"],
-                     "siblings": [{"rfilename": p} for p in sorted(repo.branches["main"])]}, {}
+    def _info(self, req, repo, rev=None):
+        rev = rev or "main"
+        return 200, {"id": repo.repo_id, "private": repo.private, "sha": repo.heads[rev],
+                     "siblings": [{"rfilename": p} for p in sorted(repo.branches[rev])]}, {}
 
     def _branch(self, req, repo, rev):
         if rev in repo.branches:

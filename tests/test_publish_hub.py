@@ -59,6 +59,15 @@ def test_cli_push_creates_a_private_repo_in_one_commit_and_tags_it(hub, tmp_path
     stored = pd.read_parquet(io.BytesIO(repo.branches["main"]["data/train-00000-of-00001.parquet"]))
     assert stored["id"].tolist() == datasets.load_from_disk(str(run.curated))["train"]["id"]
     assert run.manifest()["published"]["commit"] == repo.commits[0]["oid"]
+    (validated,) = hub.calls("POST", "/api/validate-yaml")  # the client has the card's header checked first
+    assert validated.json() == {"content": (run.publish / "README.md").read_text(encoding="utf-8"), "repoType": "dataset"}
+
+    again = CliRunner().invoke(app, ["publish", "--run-dir", str(run.path), "--repo-id", "psychosafe/refusals",
+                                     "--tag", "v1.0", "--endpoint", hub.url])
+    assert isinstance(again.exception, PsychosafeError)
+    assert "refused to tag the commit v1.0" in str(again.exception) and "choose another --tag" in str(again.exception)
+    assert "is on the Hub; only this step failed" in str(again.exception)
+    assert len(repo.commits) == 1  # the same files again: huggingface_hub skips the empty commit
 
 
 def test_republish_replaces_stale_shards_and_commits_to_a_branch(hub, tmp_path):
