@@ -131,7 +131,9 @@ def card_metadata(inputs: CardInputs) -> dict:
         "size_categories": [size_category(len(records))],
         "pretty_name": inputs.pretty_name,
         "tags": list(inputs.tags),
-        "source_datasets": (["original"] if any(r.source.kind != "imported" for r in records) else []) + sources,
+        # the Hub's convention: `original` for what this project wrote, `extended|<dataset>` for what it builds on
+        "source_datasets": ((["original"] if any(r.source.kind != "imported" for r in records) else [])
+                            + [f"extended|{s}" for s in sources]),
         "configs": [{"config_name": "default",
                      "data_files": [{"split": name, "path": f"data/{name}-*"} for name in inputs.splits]}],
         "dataset_info": info._to_yaml_dict(),

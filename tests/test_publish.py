@@ -149,7 +149,7 @@ def test_dry_run_writes_a_repository_that_loads_as_the_curated_dataset(tmp_path)
     assert meta["size_categories"] == ["n<1K"]
     assert meta["pretty_name"] == REVIEWED.pretty_name
     assert "not-for-all-audiences" in meta["tags"]
-    assert meta["source_datasets"] == ["original", "xstest"]
+    assert meta["source_datasets"] == ["original", "extended|xstest"]
     assert meta["configs"] == [{"config_name": "default", "data_files": [
         {"split": s, "path": f"data/{s}-*"} for s in ("train", "validation", "test")]}]
     assert {s["name"]: s["num_examples"] for s in meta["dataset_info"]["splits"]} == {
