@@ -156,18 +156,37 @@ def stop(state_dir: Path = DEFAULT_STATE, *, grace: float = 30.0) -> bool:
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + grace
-        while _alive(pid) and time.monotonic() < deadline:
+        while _group(pid) and time.monotonic() < deadline:
             _reap(pid)
             time.sleep(0.5)
-    # Engine workers may outlive the server's main process: end whatever is left in its group.
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    # Engine workers may outlive the server's main process: end whatever is left in its group, and wait
+    # until it is gone, so that a caller may rely on the memory and the port being free.
+    if _group(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        deadline = time.monotonic() + 10
+        while _group(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.2)
     _reap(pid)
     paths["pid"].unlink(missing_ok=True)
     paths["info"].unlink(missing_ok=True)
     return was_running
+
+
+def _group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
 
 
 def _reap(pid: int) -> None:

