@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -65,7 +66,8 @@ def measure(n: int, repeats: int) -> dict:
             "ratio_to_raw": round(min(ours) / min(raw), 1), "records_per_s": round(n / min(ours)),
             "card_bytes": card_bytes, "files": len(result.files),
             "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-                        "datasets": datasets.__version__}}
+                        "datasets": datasets.__version__, "cores": os.cpu_count(),
+                        "load_average_1m": round(os.getloadavg()[0], 1)}}
 
 
 def main() -> None:

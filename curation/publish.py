@@ -21,6 +21,7 @@ from psychosafe.schemas import RECORD_FEATURES, Record, records_to_dataset
 from psychosafe.schemas._yaml import load_model
 
 from .card import CardInputs, read_review_summary, render_card
+from .checks import check_record
 
 PUBLISH_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "publish.yaml"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -76,9 +77,10 @@ class PublishResult:
 # -- guards ------------------------------------------------------------------------------------
 
 def blocking_reasons(record: Record, *, require_review: bool) -> list[str]:
-    """Why a record may not be published (empty: it may)."""
+    """Why a record may not be published (empty: it may). Contact details are checked again on the response
+    as it is now: a reviewer's edit comes after curation's checks."""
     reasons = []
-    if record.checks.unverified_contacts:
+    if record.checks.unverified_contacts or check_record(record).checks.unverified_contacts:
         reasons.append("unverified contact details")
     if record.checks.passed is None:
         reasons.append("rule-based checks never ran")

@@ -350,6 +350,17 @@ def test_guards_refuse_unverified_contacts_and_failed_checks(tmp_path):
     assert not run.publish.exists()
 
 
+def test_guards_check_contacts_again_after_a_reviewer_edit(tmp_path):
+    records = default_records()
+    edited = "I'm sorry, but I can't help with that. A counsellor at 0800 123 4567 can talk it through with you."
+    records[0] = records[0].model_copy(update={"response": edited, "review": Review(
+        status="edited", annotator_count=2, original_response=records[0].response)})
+    assert not records[0].checks.unverified_contacts  # curation checked the response before the edit
+    run = write_run(tmp_path / "run", records)
+    with pytest.raises(PublishBlocked, match="1 record.*unverified contact details 1"):
+        build_publish_folder(run.path, "org/name", REVIEWED)
+
+
 def test_guards_refuse_unreviewed_records_only_when_review_is_required(tmp_path):
     records = default_records()
     records[0] = records[0].model_copy(update={"review": Review(status="pending")})
