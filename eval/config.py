@@ -26,9 +26,9 @@ class CapabilityConfig(_Config):
 
 class EvalConfig(_Config):
     name: str = Field("eval", pattern=r"^[A-Za-z0-9_.-]+$")
-    generator: LLMConfig = Field(default_factory=lambda: LLMConfig(temperature=0, max_new_tokens=256))
+    generator: LLMConfig = Field(default_factory=lambda: LLMConfig(temperature=0, max_new_tokens=160, seed=42))
     variant: Literal["v0", "v1", "v1-routed"] = "v1"
-    judges: list[LLMConfig] = Field(default_factory=lambda: [LLMConfig(temperature=0, max_new_tokens=120)],
+    judges: list[LLMConfig] = Field(default_factory=lambda: [LLMConfig(temperature=0, max_new_tokens=96, seed=42)],
                                     min_length=1, description="one judge, or a panel (majority vote, median)")
     judge_retries: int = Field(2, ge=0, description="extra tries for rows whose judge output did not parse")
     bootstrap_resamples: int = Field(2000, ge=100)
@@ -39,7 +39,8 @@ class EvalConfig(_Config):
 def load_eval_config(path: str | Path | None = None, **overrides) -> EvalConfig:
     """configs/eval.yaml by default; `overrides` (None = keep) are validated like the file's own values."""
     path = Path(path) if path else CONFIGS_DIR / "eval.yaml"
-    config = load_model(path, EvalConfig)
+    # an installed wheel has no configs/ folder: the model's defaults are the same as configs/eval.yaml's
+    config = load_model(path, EvalConfig) if path.is_file() or path != CONFIGS_DIR / "eval.yaml" else EvalConfig()
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         data = config.model_dump()
