@@ -17,6 +17,8 @@ import numpy as np
 BLOCK_BYTES = 256 * 2**20  # similarity block held at once by the exact search
 FAISS_QUERY_BATCH = 16384
 VECTORS_PER_LIST = 256  # faiss: about this many vectors per inverted list
+TRAIN_PER_LIST = 30
+TRAIN_ITERATIONS = 10
 
 
 @dataclass
@@ -76,8 +78,11 @@ def build_ivf_index(vectors: np.ndarray, *, nprobe: int, seed: int = 0):
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
-    sample = vectors[np.sort(rng.choice(n, size=min(n, nlist * 40), replace=False))]  # k-means wants ~40 per list
+    # k-means on a sample, few iterations: the lists only need to be coarse, and training cost grows with nlist^2
+    sample = vectors[np.sort(rng.choice(n, size=min(n, nlist * TRAIN_PER_LIST), replace=False))]
     index.cp.seed = seed
+    index.cp.niter = TRAIN_ITERATIONS
+    index.cp.min_points_per_centroid = 1  # a small sample is deliberate: no warning for it
     index.train(np.ascontiguousarray(sample))
     index.add(np.ascontiguousarray(vectors))
     index.nprobe = min(nprobe, nlist)

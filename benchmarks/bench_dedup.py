@@ -1,0 +1,166 @@
+"""Semantic dedup at scale on synthetic embeddings: our search (faiss IVF, as `method: faiss` / `auto` above
+`ann_above`) against exact all-pairs, at 10k, 100k and 1M vectors of 384 dimensions.
+
+    python benchmarks/bench_dedup.py [--sizes 10000 100000 1000000] [--nprobe 16]
+
+The vectors mimic a prompt corpus: topics (same-topic cosine about 0.5, like the hard negatives measured by
+bench_threshold.py) and 1 % planted near-duplicates at cosine 0.80-0.97 around the threshold. Each run
+(size x method) is a subprocess of its own, so its peak memory (ru_maxrss) is its own. Exact all-pairs at 1M
+(about 5e14 flops) is not feasible here: its time is extrapolated from 100k by n^2, and recall at 1M is
+measured against an exact search of a random sample of query rows. Writes benchmarks/results/dedup.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DIM = 384
+THRESHOLD = 0.835  # the curation default (bench_threshold.py)
+SAMPLE_QUERIES = 2000
+CHUNK = 100_000
+
+
+def synthetic(n: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors: one topic per 50, same-topic cosine ~0.5; the last 1 % are noisy copies of earlier rows."""
+    rng = np.random.default_rng(seed)
+    topics = rng.standard_normal((max(1, n // 50), DIM), dtype=np.float32)
+    topics /= np.linalg.norm(topics, axis=1, keepdims=True)
+    out = np.empty((n, DIM), np.float32)
+    n_dup = n // 100
+    for start in range(0, n - n_dup, CHUNK):
+        stop = min(start + CHUNK, n - n_dup)
+        noise = rng.standard_normal((stop - start, DIM), dtype=np.float32)
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        v = 0.7 * topics[rng.integers(0, len(topics), stop - start)] + 0.714 * noise
+        out[start:stop] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    source = rng.integers(0, n - n_dup, n_dup)
+    noise = rng.standard_normal((n_dup, DIM), dtype=np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    scale = rng.uniform(0.25, 0.75, (n_dup, 1)).astype(np.float32)  # cosine 1/sqrt(1+s^2): 0.97 .. 0.80
+    v = out[source] + scale * noise
+    out[n - n_dup:] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one(n: int, method: str, nprobe: int, out: Path) -> None:
+    """One measurement in this process; pairs saved as .npy for the parent to compare."""
+    from psychosafe.curation.dedup import resolve_duplicates
+    from psychosafe.curation.similarity import Pairs, similar_pairs
+
+    vectors = synthetic(n)
+    data_mb = peak_mb()
+    result = {"n": n, "method": method, "nprobe": nprobe if method == "faiss" else None}
+    t, cpu = time.perf_counter(), time.process_time()
+    if method == "exact_sample":  # exact search of sampled query rows against all n
+        rows = np.sort(np.random.default_rng(1).choice(n, SAMPLE_QUERIES, replace=False))
+        sims = vectors[rows] @ vectors.T
+        r, c = np.nonzero(sims >= THRESHOLD)
+        keep = rows[r] != c
+        pairs = Pairs(np.minimum(rows[r], c)[keep], np.maximum(rows[r], c)[keep], sims[r, c][keep])
+        np.save(out / f"rows_{n}.npy", rows)
+    else:
+        pairs = similar_pairs(vectors, THRESHOLD, method=method, nprobe=nprobe)
+    result["search_seconds"] = round(time.perf_counter() - t, 3)
+    result["search_cpu_seconds"] = round(time.process_time() - cpu, 3)  # all threads: steadier on a shared machine
+    t = time.perf_counter()
+    if method != "exact_sample":
+        dropped = resolve_duplicates(n, pairs, list(range(n)))
+        result["resolve_seconds"] = round(time.perf_counter() - t, 3)
+        result["dropped"] = len(dropped)
+    result.update(pairs=len(pairs), peak_rss_mb=round(peak_mb()), data_rss_mb=round(data_mb))
+    np.save(out / f"pairs_{n}_{method}.npy", np.stack([pairs.i, pairs.j]))
+    print(json.dumps(result))
+
+
+def child(n: int, method: str, nprobe: int, out: Path) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", str(n), method, "--nprobe", str(nprobe),
+                           "--scratch", str(out)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def pair_set(path: Path, rows: np.ndarray | None = None) -> set[tuple[int, int]]:
+    i, j = np.load(path)
+    if rows is not None:
+        mask = np.isin(i, rows) | np.isin(j, rows)
+        i, j = i[mask], j[mask]
+    return set(zip(i.tolist(), j.tolist()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--exact-up-to", type=int, default=100_000)
+    parser.add_argument("--nprobe", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "dedup.json")
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/psychosafe-bench-dedup"))
+    parser.add_argument("--child", nargs=2, metavar=("N", "METHOD"))
+    args = parser.parse_args()
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        run_one(int(args.child[0]), args.child[1], args.nprobe, args.scratch)
+        return
+    import faiss
+
+    runs = []
+    for n in args.sizes:
+        entry = {"n": n}
+        if n <= args.exact_up_to:
+            entry["exact"] = child(n, "exact", args.nprobe, args.scratch)
+        else:
+            entry["exact_sample"] = child(n, "exact_sample", args.nprobe, args.scratch)
+        entry["faiss"] = child(n, "faiss", args.nprobe, args.scratch)
+        found = pair_set(args.scratch / f"pairs_{n}_faiss.npy")
+        if "exact" in entry:
+            truth = pair_set(args.scratch / f"pairs_{n}_exact.npy")
+            entry["recall"] = round(len(found & truth) / max(1, len(truth)), 5)
+            entry["recall_basis"] = f"all {len(truth)} exact pairs"
+            entry["false_pairs"] = len(found - truth)
+            entry["speedup"] = round(entry["exact"]["search_seconds"] / entry["faiss"]["search_seconds"], 2)
+        else:
+            rows = np.load(args.scratch / f"rows_{n}.npy")
+            truth = pair_set(args.scratch / f"pairs_{n}_exact_sample.npy")
+            found_rows = pair_set(args.scratch / f"pairs_{n}_faiss.npy", rows)
+            entry["recall"] = round(len(found_rows & truth) / max(1, len(truth)), 5)
+            entry["recall_basis"] = f"{len(truth)} exact pairs of {SAMPLE_QUERIES} sampled query rows"
+        runs.append(entry)
+    exact = {e["n"]: e["exact"]["search_seconds"] for e in runs if "exact" in e}
+    if exact:  # all-pairs is n^2: extrapolate from the largest measured size
+        n0 = max(exact)
+        for e in runs:
+            if "exact" not in e:
+                e["exact_extrapolated_seconds"] = round(exact[n0] * (e["n"] / n0) ** 2, 1)
+                e["speedup_vs_extrapolated_exact"] = round(e["exact_extrapolated_seconds"] / e["faiss"]["search_seconds"], 1)
+    faiss_times = [(e["n"], e["faiss"]["search_seconds"]) for e in runs]
+    growth = [{"from": a[0], "to": b[0], "time_ratio": round(b[1] / a[1], 2), "n_ratio": b[0] / a[0],
+               "exponent": round(float(np.log(b[1] / a[1]) / np.log(b[0] / a[0])), 2)}
+              for a, b in zip(faiss_times, faiss_times[1:])]
+    result = {"threshold": THRESHOLD, "dim": DIM, "nprobe": args.nprobe, "faiss": faiss.__version__,
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
+              "runs": runs, "faiss_time_growth": growth}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps({"runs": [{k: e.get(k) for k in ("n", "recall", "speedup", "speedup_vs_extrapolated_exact")}
+                               for e in runs], "growth": growth}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
