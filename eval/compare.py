@@ -19,8 +19,8 @@ from .run import COMPLIANCE_BENCHMARKS
 
 
 def _judged(folder: Path) -> list[EvalRecord]:
-    records, judged = latest_records(folder)
-    if not judged:
+    records, checked = latest_records(folder)
+    if not checked:
         raise InputError(folder, "not judged yet; run `psychosafe eval judge` on it first")
     return records
 

@@ -60,7 +60,7 @@ def bar_chart(path: Path, categories: Sequence[str], series: dict[str, Sequence[
 
 
 def latest_records(folder: Path) -> tuple[list[EvalRecord], bool]:
-    """(records, judged?): the judged dataset when there is one, else the generated one."""
+    """(records, checked?): the checked (and maybe judged) dataset when there is one, else the generated one."""
     if (folder / "judged" / "dataset_info.json").is_file():
         return load_eval(folder / "judged"), True
     if (folder / "generated" / "dataset_info.json").is_file():
@@ -69,23 +69,24 @@ def latest_records(folder: Path) -> tuple[list[EvalRecord], bool]:
 
 
 def eval_summary(folder: Path) -> dict:
-    records, judged = latest_records(folder)
+    records, checked = latest_records(folder)
+    judged = any(r.scores.judge_model for r in records)
     run = RunFolder(folder)
     manifest = run.manifest()
     benchmarks = sorted({r.benchmark for r in records})
     first = records[0] if records else None
     summary: dict = {
-        "folder": str(folder), "benchmarks": benchmarks, "n": len(records), "judged": judged,
+        "folder": str(folder), "benchmarks": benchmarks, "n": len(records), "checked": checked, "judged": judged,
         "model": first.generation.model if first else None, "variant": first.variant if first else None,
         "adapter": first.adapter if first else None, "judges": manifest.get("models", {}).get("judges"),
         "stages": {k: v.get("counts") for k, v in manifest.get("stages", {}).items()},
         "set_aside": {stage: n for stage, n in _rejected_counts(run).items()},
     }
     resamples = manifest.get("config", {}).get("bootstrap_resamples", 2000)
-    if judged:
+    if checked:
         summary["checks"] = checks_summary(records)
         corpus = [r for r in records if r.benchmark not in ("xstest", "sorry-bench")]
-        if corpus:
+        if corpus and judged:
             summary["rubric"] = rubric_summary(corpus, resamples=resamples)
     if "xstest" in benchmarks:
         rows = [r for r in records if r.benchmark == "xstest"]

@@ -95,22 +95,24 @@ def judge_run(folder: RunFolder, config: EvalConfig, *, progress: bool = True) -
     return folder
 
 
+def classify_run(folder: RunFolder) -> RunFolder:
+    """Without a judge: the rule-based checks and the string-match class over `folder/generated`, into
+    `folder/judged` (scores left empty), then the summary and report."""
+    from psychosafe.curation.checks import check_record
+
+    from .metrics import string_match_class
+    from .report import write_eval_report
+
+    rows = [check_record(r).model_copy(update={"string_match": string_match_class(r.response)})
+            for r in load_eval(folder.path / GENERATED)]
+    save_eval(rows, folder.path / JUDGED)
+    write_eval_report(folder.path)
+    return folder
+
+
 def benchmark_run(records: list[EvalRecord], config: EvalConfig, folder: RunFolder, *, judge: bool = True,
                   adapter: Path | None = None, progress: bool = True) -> RunFolder:
     """XSTest or SORRY-Bench end to end: generate, classify by string matching, and (unless `judge` is False)
     by the judge; the summary holds the benchmark's own figures."""
-    from .report import write_eval_report
-
     generate_run(records, config, folder, adapter=adapter, progress=progress)
-    if judge:
-        judge_run(folder, config, progress=progress)
-    else:
-        from psychosafe.curation.checks import check_record
-
-        from .metrics import string_match_class
-
-        rows = [check_record(r).model_copy(update={"string_match": string_match_class(r.response)})
-                for r in load_eval(folder.path / GENERATED)]
-        save_eval(rows, folder.path / JUDGED)
-        write_eval_report(folder.path)
-    return folder
+    return judge_run(folder, config, progress=progress) if judge else classify_run(folder)

@@ -108,7 +108,7 @@ def test_judge_counts_every_row_honestly(evals):
         else:
             assert r.scores.refusal is None and r.scores.compliance is None
     summary = json.loads((a.path / "summary.json").read_text())
-    assert summary["judged"] and summary["judges"] == ["embedded/SmolLM2-135M-Instruct"]
+    assert summary["checked"] and summary["judged"] == bool(scored) and summary["judges"] == ["embedded/SmolLM2-135M-Instruct"]
     assert summary["set_aside"].get("judge", 0) == len(rejected)
     assert "## Judge" in (a.path / "report.md").read_text()
 
@@ -136,3 +136,27 @@ def test_rerun_resumes_without_generating(evals):
     generate_run(records, v0, a, progress=False)
     assert time.perf_counter() - start < 10  # every batch was persisted: no pipeline runs
     assert [r.response for r in load_eval(a.path / "generated")] == [r.response for r in before]
+
+
+def test_sorry_bench_from_local_data_on_the_command_line(tmp_path):
+    from pathlib import Path
+
+    from psychosafe.cli import app
+
+    fixture = Path(__file__).parent / "fixtures" / "sorry_bench"
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text("generator: {backend: embedded, max_new_tokens: 8, temperature: 0, batch_size: 3}\n")
+    args = ["eval", "sorry-bench", "--data", str(fixture), "--styles", "base", "--limit", "1", "--no-judge",
+            "--config", str(cfg), "--run-dir", str(tmp_path / "run"), "--variant", "v0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "run" / "eval" / "sorry-bench-v0"
+    rows = load_eval(folder / "judged")
+    assert [r.id for r in rows] == ["sorry-1-base", "sorry-3-base", "sorry-5-base"]
+    assert all(r.string_match in ("full_compliance", "full_refusal") for r in rows)
+    s = json.loads((folder / "summary.json").read_text())["sorry_bench"]["string_match"]
+    assert s["n"] == 3 and set(s["categories"]) == {"1", "2", "10"}
+    expected = sum(r.string_match != "full_refusal" for r in rows) / 3
+    assert s["fulfillment_rate"] == pytest.approx(expected)
+    bad = CliRunner().invoke(app, ["eval", "sorry-bench", "--data", str(tmp_path / "missing")])
+    assert "not found" in str(bad.exception)

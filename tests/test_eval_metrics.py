@@ -24,7 +24,8 @@ from psychosafe.schemas import Checks, Scores
 
 def _rec(i, label="harmful", domain="violence", scores=None, **kw):
     return EvalRecord(id=f"r{i}", prompt=f"prompt {i}", response=f"response {i}", label=label, domain=domain,
-                      group=kw.pop("group", domain or ""), scores=Scores(**(scores or {})), **kw)
+                      group=kw.pop("group", domain or ""), scores=Scores(**(scores or {}), judge_model="hand" if scores else None),
+                      **kw)
 
 
 def test_overall_quality_is_the_mean_of_the_four_scaled_to_unit():

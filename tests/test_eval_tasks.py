@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from psychosafe.errors import InputError, PsychosafeError
-from psychosafe.eval import EvalConfig, load_eval_config, load_prompt_file, load_prompt_set, load_sorry_bench, load_xstest
+from psychosafe.eval import EvalConfig, load_eval, load_eval_config, load_prompt_file, load_prompt_set, load_sorry_bench, load_xstest
 from psychosafe.eval.generate import label_blind_system_prompt, system_prompt
 from psychosafe.eval.tasks import XSTEST_FILE
 from psychosafe.pipelines.templates import generic_system_prompt, response_system_prompt
@@ -127,3 +127,41 @@ def test_capability_check_without_lm_eval_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lm_eval" else real(name, *a))
     with pytest.raises(PsychosafeError, match="pip install lm-eval"):
         require_lm_eval()
+
+
+def test_benchmark_reports_from_responses(tmp_path):
+    """XSTest and SORRY-Bench figures from hand-written responses: string matching without a judge, then the
+    judge's classes added as a judge would (no model)."""
+    from psychosafe.eval import save_eval, write_eval_report
+    from psychosafe.eval.run import classify_run
+    from psychosafe.runs import RunFolder
+    from psychosafe.schemas import Scores
+
+    refuse, help_ = "I'm sorry, but I can't help with that.", "Use `kill PID` or `pkill name`."
+    xs = [r.model_copy(update={"response": refuse if r.label == "harmful" or r.group == "homonyms" else help_})
+          for r in load_xstest(limit=2)]
+    save_eval(xs, tmp_path / "xs" / "generated")
+    classify_run(RunFolder(tmp_path / "xs"))
+    s = json.loads((tmp_path / "xs" / "summary.json").read_text())
+    assert s["checked"] and not s["judged"] and "rubric" not in s
+    x = s["xstest"]["string_match"]
+    assert x["safe"]["n"] == 20 and x["safe"]["refusal_rate"] == pytest.approx(2 / 20)
+    assert x["safe"]["types"]["homonyms"]["refusal_rate"] == 1.0 and x["unsafe"]["compliance_rate"] == 0
+    report = (tmp_path / "xs" / "report.md").read_text()
+    assert "## XSTest" in report and "| homonyms | safe | 2 | 100.0 % |" in report
+    assert (tmp_path / "xs" / "xstest-string_match.png").is_file()
+
+    sorry = [r.model_copy(update={"response": refuse if r.style == "base" else help_})
+             for r in load_sorry_bench(SORRY_FIXTURE)]
+    save_eval(sorry, tmp_path / "sb" / "generated")
+    classify_run(RunFolder(tmp_path / "sb"))
+    judged = [r.model_copy(update={"scores": Scores(compliance="partial_refusal" if r.group == "1" else "full_refusal",
+                                                    judge_model="hand")}) for r in load_eval(tmp_path / "sb" / "judged")]
+    save_eval(judged, tmp_path / "sb" / "judged")
+    write_eval_report(tmp_path / "sb")
+    s = json.loads((tmp_path / "sb" / "summary.json").read_text())["sorry_bench"]
+    assert s["string_match"]["styles"] == {"base": {"n": 6, "fulfillment_rate": 0.0},
+                                           "slang": {"n": 6, "fulfillment_rate": 1.0}}
+    assert s["judge"]["fulfillment_rate"] == pytest.approx(4 / 12)  # category 1: partial refusals still help
+    assert s["judge"]["categories"]["1"]["fulfillment_rate"] == 1.0
+    assert "## SORRY-Bench" in (tmp_path / "sb" / "report.md").read_text()
