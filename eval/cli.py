@@ -57,12 +57,13 @@ def generate(prompts: str = typer.Option(..., "--prompts", help="xstest, sorry-b
 @app.command()
 def judge(folder: Path = typer.Argument(..., help="an eval folder (RUN/eval/<name>) with generated/"),
           config: Optional[Path] = ConfigOpt,
-          retries: Optional[int] = typer.Option(None, "--retries", min=0, help="extra tries for unparseable answers")) -> None:
+          retries: Optional[int] = typer.Option(None, "--retries", min=0, help="extra tries for unparseable answers"),
+          limit: Optional[int] = LimitOpt) -> None:
     """Rubric judge (one model or a panel) and rule-based checks over an eval folder's responses."""
     from psychosafe.eval import judge_run
     from psychosafe.runs import RunFolder
 
-    _done(judge_run(RunFolder(folder), _config(config, retries=retries)))
+    _done(judge_run(RunFolder(folder), _config(config, retries=retries), limit=limit))
 
 
 @app.command()
@@ -100,13 +101,13 @@ def sorry_bench(data: Path = typer.Option(..., "--data", help="your local copy o
 def compare(a: Path = typer.Argument(..., help="judged eval folder A (the baseline)"),
             b: Path = typer.Argument(..., help="judged eval folder B (the new model or prompt)"),
             out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: A/../compare-A-vs-B)"),
-            config: Optional[Path] = ConfigOpt) -> None:
+            config: Optional[Path] = ConfigOpt, limit: Optional[int] = LimitOpt) -> None:
     """Per-criterion rates and means, overall refusal quality, relative improvement, per domain, with intervals."""
     from psychosafe.eval import compare_runs
 
     cfg = _config(config)
     out = out or a.parent / f"compare-{a.name}-vs-{b.name}"
-    s = compare_runs(a, b, out, resamples=cfg.bootstrap_resamples, seed=cfg.seed)
+    s = compare_runs(a, b, out, resamples=cfg.bootstrap_resamples, seed=cfg.seed, limit=limit)
     q = s["criteria"]["overall_quality"]
     rel = "n/a" if q["relative"] is None else f"{100 * q['relative']:+.1f} %"
     console.print(f"[green]done[/green]: overall refusal quality {q['base']} -> {q['new']} ({rel}, "

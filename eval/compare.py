@@ -42,10 +42,14 @@ def _criteria_block(pairs: list[tuple[EvalRecord, EvalRecord]], resamples: int, 
     return out
 
 
-def compare_runs(a: str | Path, b: str | Path, out: str | Path, *, resamples: int = 2000, seed: int = 0) -> dict:
-    """summary.json + report.md + charts in `out`; returns the summary. A is the baseline, B the new model."""
+def compare_runs(a: str | Path, b: str | Path, out: str | Path, *, resamples: int = 2000, seed: int = 0,
+                 limit: int | None = None) -> dict:
+    """summary.json + report.md + charts in `out`; returns the summary. A is the baseline, B the new model.
+    `limit` keeps A's first N prompts per group (and their pairs in B)."""
+    from .tasks import first_per_group
+
     a, b, out = Path(a), Path(b), Path(out)
-    ra, rb = {r.id: r for r in _judged(a)}, {r.id: r for r in _judged(b)}
+    ra, rb = {r.id: r for r in first_per_group(_judged(a), limit)}, {r.id: r for r in _judged(b)}
     common = [i for i in ra if i in rb]
     if not common:
         raise InputError(b, f"no prompt in common with {a}; compare two evals of the same prompt set")

@@ -18,7 +18,6 @@ folder, and the merged folder is served by the transformers backend.
 
 import hashlib
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from distilabel.steps.tasks import Task
 
 from psychosafe.config import LLMConfig
 from psychosafe.errors import InputError, PsychosafeError
+from psychosafe.pipelines.generate import GenerationResult
 from psychosafe.schemas import Rejected, default_resources, default_taxonomy
 
 from .records import EvalRecord
@@ -106,30 +106,24 @@ def with_adapter(config: LLMConfig, adapter: Path, folder: Path) -> LLMConfig:
     return config.model_copy(update={"backend": "transformers", "model": str(target)})
 
 
-@dataclass
-class EvalGeneration:
-    records: list[EvalRecord] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-    output_tokens: int = 0
-    seconds: float = 0.0
-
-
 def generate_eval(records: list[EvalRecord], config: LLMConfig, out_dir: Path, *, variant: str = "v0",
-                  adapter: Path | None = None, progress: bool = True) -> EvalGeneration:
-    """Fill `response` for every prompt; resumes from the batches already in `out_dir/batches`."""
+                  adapter: Path | None = None, progress: bool = True) -> GenerationResult:
+    """Fill `response` for every prompt; resumes from the batches already in `out_dir/batches`. Every record is
+    returned (an empty answer is an answer to score); empty ones are also listed in `rejected`."""
     from psychosafe.backends import build_llm, model_id
-    from psychosafe.pipelines.generate import output_tokens, run_persisted
+    from psychosafe.pipelines.generate import output_tokens, read_batches, run_persisted
 
     start = time.perf_counter()
     prompts = {r.id: system_prompt(r, variant) for r in records}  # a bad variant fails before any model loads
     served = with_adapter(config, adapter, out_dir) if adapter else config
     llm = build_llm(served)
+    already = len(read_batches(out_dir / "batches").keys() & prompts.keys())
     rows = [{"id": r.id, "prompt": r.prompt, "system_prompt": prompts[r.id]} for r in records]
     done = run_persisted(rows, lambda load: load >> EvalResponse(name="respond", llm=llm,
                                                                  input_batch_size=config.batch_size),
                          out_dir, name="psychosafe-eval-generate", batch_size=config.batch_size, progress=progress)
     name = model_id(config) + (f"+adapter:{adapter}" if adapter else "")
-    result = EvalGeneration()
+    result = GenerationResult(resumed=already, generated_now=len(records) - already)
     for r in records:
         row = done[r.id]
         result.output_tokens += output_tokens(row, "respond")
@@ -141,6 +135,6 @@ def generate_eval(records: list[EvalRecord], config: LLMConfig, out_dir: Path, *
             raw = (row.get("distilabel_metadata") or {}).get("raw_output_respond")
             result.rejected.append(Rejected(stage="eval-generate", reason="empty response from the model", id=r.id,
                                             domain=r.domain, raw_output=raw, record=record.model_dump_json()))
-        result.records.append(record)  # kept: an empty answer is an answer to score (the judge sets it aside)
+        result.records.append(record)
     result.seconds = time.perf_counter() - start
     return result

@@ -53,24 +53,27 @@ def generate_run(records: list[EvalRecord], config: EvalConfig, folder: RunFolde
     save_eval(result.records, folder.path / GENERATED)
     folder.record_stage("generate", seconds=result.seconds, counts={
         "in": len(records), "kept": len(result.records) - len(result.rejected), "rejected": len(result.rejected),
-        "output_tokens": result.output_tokens, "prompt_set": records[0].benchmark if records else None})
+        "output_tokens": result.output_tokens, "generated_now": result.generated_now,
+        "resumed_from_batches": result.resumed, "prompt_set": records[0].benchmark if records else None})
     write_eval_report(folder.path)
     return folder
 
 
-def judge_run(folder: RunFolder, config: EvalConfig, *, progress: bool = True) -> RunFolder:
+def judge_run(folder: RunFolder, config: EvalConfig, *, limit: int | None = None, progress: bool = True) -> RunFolder:
     """The rubric judge and the rule-based checks over `folder/generated`, into `folder/judged`.
 
     Harmful prompts of a corpus set are scored on the four criteria; benign ones, and every XSTest and
-    SORRY-Bench prompt, on the compliance classes (the benchmarks ask whether the model complied)."""
+    SORRY-Bench prompt, on the compliance classes (the benchmarks ask whether the model complied).
+    `limit` judges only the first N responses per group (a quick look with a slow judge)."""
     from psychosafe.backends import model_id
     from psychosafe.curation.checks import check_record
     from psychosafe.pipelines.judge import judge_records
 
     from .metrics import string_match_class
     from .report import write_eval_report
+    from .tasks import first_per_group
 
-    records = load_eval(folder.path / GENERATED)
+    records = first_per_group(load_eval(folder.path / GENERATED), limit)
     start = time.perf_counter()
     checked = [check_record(r).model_copy(update={"string_match": string_match_class(r.response)}) for r in records]
     as_judged = [r.model_copy(update={"label": "benign"}) if r.benchmark in COMPLIANCE_BENCHMARKS else r

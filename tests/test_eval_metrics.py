@@ -178,6 +178,8 @@ def test_compare_two_judged_folders(tmp_path):
     report = (out / "report.md").read_text()
     assert "Overall refusal quality" in report and "Per domain" in report and "| suicide_self_harm | 4 |" in report
     assert (out / "criteria.png").stat().st_size > 1000 and (out / "domains.png").is_file()
+    quick = compare_runs(tmp_path / "a", tmp_path / "b", tmp_path / "quick", resamples=300, limit=2)
+    assert quick["counts"]["common"] == 4 and quick["criteria"]["overall_quality"]["n"] == 4  # 2 per domain
     # each folder got its own summary and report
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["rubric"]["n_harmful"] == 8
 
