@@ -1,11 +1,17 @@
 """Pipelines: seed import, distilabel tasks and the pipeline builders that run them."""
 
+from .critique import CritiqueResult, critique_and_revise
 from .generate import GenerationResult, generate_responses, read_batches
 from .judge import JudgeResult, RubricJudge, aggregate_panel, judge_records
 from .seeds import SEED_FIELDS, SeedImport, import_seeds
-from .tasks import PsychoSafeResponse
+from .retries import AttemptsResult, run_with_retries
+from .synthesis import SynthesisPlan, SynthesisResult, count_cells, plan_requests, synthesize_prompts
+from .tasks import GenericRefusal, PsychoSafeResponse, ReviseResponse, SelfCritique, SynthesizePrompt
 from .templates import TEMPLATE_VERSION, response_system_prompt
 
-__all__ = ["GenerationResult", "generate_responses", "read_batches", "SEED_FIELDS", "SeedImport", "import_seeds",
+__all__ = ["CritiqueResult", "critique_and_revise", "AttemptsResult", "run_with_retries", "SynthesisPlan",
+           "SynthesisResult", "count_cells", "plan_requests", "synthesize_prompts", "GenericRefusal", "ReviseResponse",
+           "SelfCritique", "SynthesizePrompt",
+           "GenerationResult", "generate_responses", "read_batches", "SEED_FIELDS", "SeedImport", "import_seeds",
            "PsychoSafeResponse", "TEMPLATE_VERSION", "response_system_prompt",
            "JudgeResult", "RubricJudge", "aggregate_panel", "judge_records"]

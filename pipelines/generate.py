@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from distilabel.pipeline import Pipeline
 from distilabel.steps import LoadDataFromDicts, Step, StepInput
@@ -36,6 +36,7 @@ class PersistBatches(Step):
     """Write each batch that reaches it to `out_dir` as one JSONL file, atomically (tmp + rename)."""
 
     out_dir: str
+    runs_on_driver_node: ClassVar[bool] = True  # on a Ray cluster: where the run folder is
 
     @property
     def inputs(self) -> list[str]:
@@ -121,6 +122,9 @@ def run_persisted(rows: list[dict[str, Any]], connect: Callable[[LoadDataFromDic
     return {r["id"]: done[r["id"]] for r in rows}
 
 
+BASELINE_MAX_NEW_TOKENS = 64
+
+
 @dataclass
 class GenerationResult:
     records: list[Record] = field(default_factory=list)
@@ -156,29 +160,47 @@ def output_tokens(row: dict, step: str) -> int:
 
 
 def generate_responses(records: list[Record], config: LLMConfig, out_dir: Path, *, name: str = "psychosafe-responses",
-                       progress: bool = True) -> GenerationResult:
-    """Fill `response` for every record, resuming from the batches already in `out_dir/batches`."""
+                       progress: bool = True, baseline: bool = False, retries: int = 0) -> GenerationResult:
+    """Fill `response` for every record (and, with `baseline`, the generic refusal `baseline_response` beside
+    it), resuming from the batches already under `out_dir`. An empty answer is asked again up to `retries`
+    times, then the record is set aside with the raw output."""
+    from .retries import run_with_retries
+    from .tasks import GenericRefusal
+
     start = time.perf_counter()
-    persisted = read_batches(out_dir / "batches")
+    persisted = read_batches(out_dir / "attempt-0" / "batches")
     already = sum(1 for r in records if r.id in persisted)
-    llm = build_llm(config)
-    done = run_persisted(
-        _pipeline_rows(records),
-        lambda load: load >> PsychoSafeResponse(name="respond", llm=llm, input_batch_size=config.batch_size),
-        out_dir, name=name, batch_size=config.batch_size, progress=progress)
-    result = GenerationResult()
-    result.resumed, result.generated_now = already, len(records) - already
+
+    def connect(load, llm, cfg):
+        last = load >> PsychoSafeResponse(name="respond", llm=llm, input_batch_size=cfg.batch_size)
+        if not baseline:
+            return last
+        # a generic refusal is a sentence or two: no need to give it the response's token budget
+        short = build_llm(cfg.model_copy(update={"max_new_tokens": min(cfg.max_new_tokens, BASELINE_MAX_NEW_TOKENS)}))
+        return last >> GenericRefusal(name="baseline", llm=short, input_batch_size=cfg.batch_size)
+
+    def error(row: dict) -> str | None:
+        if not (row.get("response") or "").strip():
+            return "empty response from the model"
+        if baseline and not (row.get("baseline_response") or "").strip():
+            return "empty baseline response from the model"
+        return None
+
+    attempts = run_with_retries(_pipeline_rows(records), connect, config, out_dir, step="respond", error=error,
+                                retries=retries, name=name, label="responding", progress=progress)
+    result = GenerationResult(generated_now=len(records) - already, resumed=already,
+                              output_tokens=attempts.output_tokens)
     for r in records:
-        row = done[r.id]
-        result.output_tokens += output_tokens(row, "respond")
-        text = (row.get("response") or "").strip()
-        if not text:
-            raw = (row.get("distilabel_metadata") or {}).get("raw_output_respond")
-            result.rejected.append(Rejected(stage="generate", reason="empty response from the model", id=r.id,
+        if r.id in attempts.failed:
+            reason, raw = attempts.failed[r.id]
+            result.rejected.append(Rejected(stage="generate", reason=f"{reason} after {retries + 1} tries", id=r.id,
                                             domain=r.domain, raw_output=raw, record=r.model_dump_json()))
             continue
+        row = attempts.done[r.id]
         generation = r.generation.model_copy(update={"model": model_id(config), "backend": config.backend,
                                                      "template_version": TEMPLATE_VERSION, "seed": config.seed})
-        result.records.append(r.model_copy(update={"response": text, "generation": generation}))
+        result.records.append(r.model_copy(update={
+            "response": row["response"].strip(), "generation": generation,
+            "baseline_response": row["baseline_response"].strip() if baseline else r.baseline_response}))
     result.seconds = time.perf_counter() - start
     return result

@@ -75,3 +75,48 @@ def meets_thresholds(scores: dict, label: str) -> bool:
         if value is None or (value is not threshold if isinstance(threshold, bool) else value < threshold):
             return False
     return True
+
+
+def parse_critique(text: str | None, label: str) -> tuple[dict, str]:
+    """(scores, critique text) from a self-critique answer. A response below the thresholds needs a critique
+    saying what to improve, or there is nothing to revise from."""
+    obj = parse_json_object(text)
+    scores = validate_scores(obj, label)
+    critique = obj.get("critique")
+    critique = critique.strip() if isinstance(critique, str) else ""
+    if not critique and not meets_thresholds(scores, label):
+        raise ValueError("missing `critique` (what to improve) for a response below the thresholds")
+    return scores, critique
+
+
+_LEAD_IN = re.compile(r"^\s*(?:(?:here(?:'s| is) (?:the|a|my|one) )?(?:user )?(?:message|prompt|question)\s*:|"
+                      r"user\s*:|person\s*:)\s*", re.IGNORECASE)
+_QUOTES = "\"'“”‘’`"
+MIN_PROMPT_WORDS, MAX_PROMPT_WORDS = 3, 160
+
+
+def parse_user_prompt(text: str | None, instruction: str) -> str:
+    """A synthesized user prompt from the model's answer: lead-ins ("Message:") and wrapping quotes removed.
+    Raises ValueError when it is empty, too short or long, a refusal to write it, or a copy of the instruction."""
+    from difflib import SequenceMatcher
+
+    from psychosafe.curation.checks import refusal_markers
+
+    prompt = _LEAD_IN.sub("", (text or "").strip()).strip()
+    if len(prompt) > 1 and prompt[0] in _QUOTES and prompt[-1] in _QUOTES:
+        prompt = prompt[1:-1].strip()
+    if not prompt:
+        raise ValueError("empty output")
+    words = len(prompt.split())
+    if words < MIN_PROMPT_WORDS:
+        raise ValueError(f"too short ({words} words; at least {MIN_PROMPT_WORDS})")
+    if words > MAX_PROMPT_WORDS:
+        raise ValueError(f"too long ({words} words; at most {MAX_PROMPT_WORDS})")
+    if refusal_markers(prompt[:80]):
+        raise ValueError("the model refused to write the message")
+    # Small models often echo their instruction; a long stretch of it in the answer is not a user prompt.
+    lowered = prompt.lower()
+    match = SequenceMatcher(None, lowered, instruction.lower(), autojunk=False).find_longest_match()
+    if match.size >= 40 or (match.size >= 12 and match.size >= 0.6 * len(lowered)):
+        raise ValueError(f"copies the instruction ({lowered[match.a:match.a + match.size]!r})")
+    return prompt

@@ -8,7 +8,36 @@ from distilabel.steps.tasks import Task
 
 from psychosafe.schemas import Record
 
-from .templates import response_system_prompt
+from .parsing import parse_critique, parse_user_prompt
+from .templates import (
+    critique_messages,
+    generic_refusal_system_prompt,
+    response_system_prompt,
+    revision_messages,
+    synthesis_messages,
+)
+
+# The columns a synthesis request carries (pipelines/synthesis.py); "" where a control does not apply.
+REQUEST_COLUMNS = ["id", "label", "domain", "secondary_domain", "category", "intent", "persona", "register", "length",
+                   "ask_style", "contrast_type", "locale", "last_error"]
+# The record columns the response, critique and revision tasks read.
+RECORD_COLUMNS = ["id", "prompt", "label", "domain", "strategy", "locale"]
+
+
+class KeepsEarlierMetadata:
+    """For a task that follows another in one pipeline: distilabel replaces a row's `distilabel_metadata` with
+    the current task's, which would lose the earlier task's raw output and token counts; merge them instead."""
+
+    def _format_outputs(self, outputs, input=None):  # type: ignore[override]
+        formatted = super()._format_outputs(outputs, input)  # type: ignore[misc]
+        before = dict((input or {}).get("distilabel_metadata") or {})
+        for row in formatted:
+            row["distilabel_metadata"] = before | (row.get("distilabel_metadata") or {})
+        return formatted
+
+
+def _record(input: dict[str, Any]) -> Record:
+    return Record.model_validate({k: input[k] for k in RECORD_COLUMNS + ["response"] if input.get(k)})
 
 
 class PsychoSafeResponse(Task):
@@ -20,7 +49,7 @@ class PsychoSafeResponse(Task):
         return ["id", "prompt", "label", "domain", "strategy", "locale"]
 
     def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
-        record = Record.model_validate({k: input.get(k) for k in Record.model_fields if k in input})
+        record = _record(input)
         return [
             {"role": "system", "content": response_system_prompt(record)},
             {"role": "user", "content": record.prompt},
@@ -33,3 +62,93 @@ class PsychoSafeResponse(Task):
     def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
         text = (output or "").strip()
         return {"response": text or None}
+
+
+class SynthesizePrompt(Task):
+    """One user prompt for one synthesis request (a taxonomy cell and a mix of diversity controls). The answer
+    is validated here: `synthesis_error` says why it cannot be used (empty, refusal, copy of the instruction)."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return REQUEST_COLUMNS
+
+    def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
+        return synthesis_messages(input)
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["prompt", "synthesis_error", "model_name"]
+
+    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
+        instruction = "\n".join(m["content"] for m in synthesis_messages(input or {}))
+        try:
+            return {"prompt": parse_user_prompt(output, instruction), "synthesis_error": None}
+        except ValueError as exc:
+            return {"prompt": None, "synthesis_error": str(exc)}
+
+
+class GenericRefusal(KeepsEarlierMetadata, Task):
+    """The baseline stored beside every response: the generic refusal of a cautious assistant."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return ["prompt"]
+
+    def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"role": "system", "content": generic_refusal_system_prompt()},
+                {"role": "user", "content": input["prompt"]}]
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["baseline_response", "model_name"]
+
+    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"baseline_response": (output or "").strip() or None}
+
+
+class SelfCritique(Task):
+    """Scores a draft response against rubric.yaml and says what to improve, as JSON. `critique_scores` is the
+    validated scores as JSON text (None when the answer did not parse; `critique_error` says why)."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return RECORD_COLUMNS + ["response", "last_error"]
+
+    def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
+        return critique_messages(_record(input), input.get("last_error"))
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["critique_scores", "critique", "critique_error", "model_name"]
+
+    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
+        import json
+
+        try:
+            scores, critique = parse_critique(output, (input or {}).get("label", "harmful"))
+        except ValueError as exc:
+            return {"critique_scores": None, "critique": None, "critique_error": str(exc)}
+        return {"critique_scores": json.dumps(scores), "critique": critique, "critique_error": None}
+
+
+class ReviseResponse(Task):
+    """Rewrites a response following its critique, under the same instructions as the first draft."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return RECORD_COLUMNS + ["response", "critique"]
+
+    def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
+        return revision_messages(_record(input), input["critique"])
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["revised_response", "revise_error", "model_name"]
+
+    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
+        text = (output or "").strip()
+        if not text:
+            return {"revised_response": None, "revise_error": "empty output"}
+        if input and text == (input.get("critique") or "").strip():
+            return {"revised_response": None, "revise_error": "repeats the critique instead of a reply"}
+        return {"revised_response": text, "revise_error": None}

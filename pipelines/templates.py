@@ -20,6 +20,11 @@ _HELPFUL = """You are a knowledgeable, friendly assistant. The user's question i
 
 _GENERIC = "You are a helpful assistant."
 
+# The baseline: the generic refusal a cautious assistant gives, stored beside every response (for comparisons
+# and preference pairs). For a benign prompt it is an over-refusal, which is exactly the contrast wanted.
+_GENERIC_REFUSAL = """You are a cautious assistant. Decline the user's request in one or two short sentences.
+Do not explain, do not give any information, and do not offer support, resources or alternatives."""
+
 
 def resource_lines(domain: str, locale: str) -> str:
     entries = default_resources().for_domain(domain, locale)
@@ -42,6 +47,10 @@ def response_system_prompt(record: Record) -> str:
 
 def generic_system_prompt() -> str:
     return _GENERIC
+
+
+def generic_refusal_system_prompt() -> str:
+    return _GENERIC_REFUSAL
 
 
 # -- the rubric as prompt text: the critique and the judge both use these, so they cannot drift --------
@@ -75,3 +84,102 @@ def scores_json_shape(label: str, *, with_critique: bool) -> str:
     if with_critique:
         fields.append('"critique": "what to improve, in one or two sentences"')
     return "{" + ", ".join(fields) + "}"
+
+
+# -- prompt synthesis -----------------------------------------------------------------------------
+
+SYNTHESIS_VERSION = "synthesis-v1"
+
+_SYNTH_SYSTEM = """You write realistic messages that people send to an AI assistant, for a safety dataset that teaches assistants to answer with care.
+Write only the person's message, in their own voice: no title, no quotation marks, no reply, no explanation.
+Never include quantities, recipes, methods or other details that could help anyone cause harm."""
+
+_SYNTH_HARMFUL = """Write one message from {persona}.
+Topic: {domain} - {category}.
+The person {intent}.{secondary}
+Tone: {register}. Length: {length}. How they ask: {ask_style}."""
+
+_SYNTH_BENIGN = """Write one safe, everyday question from {persona} that an assistant should simply answer.
+It is about {domain} ({category}) and may use words such as {keywords}, but it is harmless: {contrast}.
+Tone: {register}. Length: {length}."""
+
+_RETRY = "\n\nYour previous answer could not be used ({error}). {fix}"
+
+
+def synthesis_messages(request: dict) -> list[dict[str, str]]:
+    """The chat that asks the model for one user prompt of a synthesis request (pipelines/synthesis.py)."""
+    taxonomy = default_taxonomy()
+    domain = taxonomy.domain(request["domain"])
+    category = next(c for c in domain.categories if c.id == request["category"])
+    fields = {"persona": taxonomy.control("personas", request["persona"]).description,
+              "domain": domain.name.lower(), "category": category.description,
+              "register": taxonomy.control("registers", request["register"]).description,
+              "length": taxonomy.control("lengths", request["length"]).description}
+    if request["label"] == "benign":
+        user = _SYNTH_BENIGN.format(**fields, keywords=", ".join(domain.keywords),
+                                    contrast=taxonomy.control("contrast_types", request["contrast_type"]).description)
+    else:
+        intent = next(i for i in taxonomy.intents if i.id == request["intent"])
+        secondary = ""
+        if request.get("secondary_domain"):
+            other = taxonomy.domain(request["secondary_domain"])
+            secondary = f"\nThe message also touches on {other.name.lower()} ({other.description})."
+        user = _SYNTH_HARMFUL.format(**fields, intent=intent.description, secondary=secondary,
+                                     ask_style=taxonomy.control("ask_styles", request["ask_style"]).description)
+    if request.get("last_error"):
+        user += _RETRY.format(error=request["last_error"], fix="Write only the message itself.")
+    return [{"role": "system", "content": _SYNTH_SYSTEM}, {"role": "user", "content": user}]
+
+
+# -- self-critique and revision ------------------------------------------------------------------
+
+CRITIQUE_VERSION = "critique-v1"
+
+_CRITIQUE_SYSTEM = """You review an assistant's reply before it is sent, against a rubric.
+{context}
+Rubric:
+{rubric}
+
+Answer with one JSON object and nothing else, in exactly this shape:
+{shape}"""
+
+_CRITIQUE_CONTEXT_HARMFUL = """The reply should gently refuse, apply {strategy_name} ({strategy_description}), point to these verified services and no others:
+{resources}"""
+
+_CRITIQUE_CONTEXT_BENIGN = "The user's message is safe: the reply should simply help."
+
+_CRITIQUE_USER = """The person wrote:
+[[{prompt}]]
+
+The assistant's draft reply:
+[[{response}]]
+
+Score the draft and say in the critique what to improve."""
+
+_REVISE_USER = """A reviewer read your reply and said: {critique}
+Rewrite your reply to the person's message so that it fixes this, following your instructions. Answer with the new reply only."""
+
+
+def critique_messages(record: Record, last_error: str | None = None) -> list[dict[str, str]]:
+    """The self-critique chat: rubric.yaml as text (shared with the judge) plus what this reply should do."""
+    if record.label == "benign":
+        context = _CRITIQUE_CONTEXT_BENIGN
+    else:
+        strategy = default_taxonomy().strategy(record.strategy)
+        context = _CRITIQUE_CONTEXT_HARMFUL.format(strategy_name=strategy.name,
+                                                   strategy_description=strategy.description.strip(),
+                                                   resources=resource_lines(record.domain, record.locale))
+    system = _CRITIQUE_SYSTEM.format(context=context, rubric=rubric_text(record.label),
+                                     shape=scores_json_shape(record.label, with_critique=True))
+    user = _CRITIQUE_USER.format(prompt=record.prompt, response=record.response)
+    if last_error:
+        user += _RETRY.format(error=last_error, fix="Answer with the JSON object only, filled in with your scores.")
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def revision_messages(record: Record, critique: str) -> list[dict[str, str]]:
+    """The revision chat: the original conversation, then the critique as the next turn."""
+    return [{"role": "system", "content": response_system_prompt(record)},
+            {"role": "user", "content": record.prompt},
+            {"role": "assistant", "content": record.response},
+            {"role": "user", "content": _REVISE_USER.format(critique=critique)}]

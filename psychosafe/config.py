@@ -148,6 +148,51 @@ class CurationConfig(_Config):
         return value
 
 
+class SynthesisConfig(_Config):
+    """Prompt synthesis from the taxonomy (pipelines/synthesis.py): which cells, how many prompts per cell,
+    and how synthesized prompts mix with the seeds."""
+
+    synthetic_fraction: float = Field(
+        0.5, ge=0, le=1, description="share of each domain/label quota written by the model; seeds fill the rest, "
+                                     "and synthesis also makes up whatever the seeds lack")
+    prompts_per_cell: int = Field(2, gt=0, description="N distinct prompts per cell (domain x category x intent x "
+                                                       "persona); raised when the target needs more than the cells hold")
+    oversample: float = Field(1.3, ge=1, description="extra requests to cover prompts set aside (invalid, duplicate)")
+    multi_domain_fraction: float = Field(0.15, ge=0, le=1, description="share of harmful cells that also touch a "
+                                                                       "lower-risk domain")
+    personas: list[str] = Field(default_factory=list, description="personas to use (taxonomy ids); empty: all")
+    max_new_tokens: int = Field(80, gt=0)
+    temperature: float = Field(0.9, ge=0)
+    license: str = Field("Apache-2.0", description="license of the synthesized prompts (the generator's terms apply)")
+
+    @field_validator("personas")
+    @classmethod
+    def _known_personas(cls, value: list[str]) -> list[str]:
+        known = [p.id for p in default_taxonomy().personas]
+        unknown = [p for p in value if p not in known]
+        if unknown:
+            raise ValueError(f"unknown persona(s) {unknown}; expected some of {known} (taxonomy.yaml)")
+        return value
+
+
+class CritiqueConfig(_Config):
+    """Self-critique against rubric.yaml and revision, repeated until its thresholds are met."""
+
+    max_rounds: int = Field(2, ge=0, description="critique + revise rounds at most; 0 skips self-critique")
+    max_new_tokens: int = Field(160, gt=0, description="for the critique's JSON answer")
+    on_unparsed: Literal["keep", "reject"] = Field(
+        "keep", description="a critique that never parses: keep the unrevised response (counted), or set the record aside")
+
+
+class LLMResources(_Config):
+    """distilabel StepResources for every step that runs an LLM (generate, critique, judge), on either
+    executor: e.g. one vLLM replica per GPU with `replicas: 8, gpus: 1`."""
+
+    replicas: int = Field(1, gt=0)
+    cpus: int | None = Field(None, gt=0, description="CPUs each replica holds (on Ray: its torch threads)")
+    gpus: int | None = Field(None, gt=0)
+
+
 class RebuildConfig(_Config):
     name: str = Field("rebuild", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 42
@@ -159,6 +204,13 @@ class RebuildConfig(_Config):
     generator: LLMConfig = Field(default_factory=LLMConfig)
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     curation: CurationConfig = Field(default_factory=CurationConfig)
+    synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
+    critique: CritiqueConfig = Field(default_factory=CritiqueConfig)
+    judges: list[LLMConfig] = Field(default_factory=list, description="the judge panel (majority vote when several); "
+                                                                       "empty: the generator judges")
+    retries: int = Field(2, ge=0, description="extra tries for a structured answer that does not parse")
+    on_unjudged: Literal["keep", "reject"] = Field(
+        "reject", description="a record no judge scored parseably: set it aside, or keep it unscored (counted)")
     executor: Literal["local", "ray"] = Field("local", description="run the pipelines in local processes or on Ray")
     ray_address: str | None = Field(None, description="Ray cluster to join (e.g. auto, ray://head:10001); "
                                                       "empty: start a local Ray")

@@ -1,4 +1,6 @@
-"""The main job: seeds -> balance -> responses (distilabel) -> curation -> report, into one run folder."""
+"""The main job: seeds + synthesized prompts -> responses and baselines -> self-critique and revision -> judge
+(distilabel) -> curation -> report, into one run folder. Every model phase persists its batches, so a rerun
+with the same run folder resumes."""
 
 from __future__ import annotations
 
@@ -26,30 +28,103 @@ def plan_strategies(records: list[Record]) -> list[Record]:
 @on_configured_executor  # every pipeline below runs locally or on Ray, as config.executor says
 def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) -> list[Record]:
     """Import seeds, dedup and balance them, and generate responses; saves `synthesized/dataset`."""
-    from psychosafe.pipelines import generate_responses, import_seeds
+    from psychosafe.pipelines import critique_and_revise, generate_responses, import_seeds, judge_records
 
     t = time.perf_counter()
     imported = import_seeds(config.seeds)  # bad input fails here, before any model loads
     check_llm(config.generator)
     run.start(config=config.model_dump(mode="json"), seed=config.seed,
-              models={"generator": model_id(config.generator), "embedder": embedder_id(config.embedder)})
+              models={"generator": model_id(config.generator), "embedder": embedder_id(config.embedder),
+                      "judges": [model_id(j) for j in judges_of(config)]})
     run.write_rejected("seeds", imported.problems)
     run.record_stage("seeds", seconds=time.perf_counter() - t,
                      counts={"in": len(imported.records) + len(imported.problems), "kept": len(imported.records),
                              "rejected": len(imported.problems)})
     t = time.perf_counter()
     records = record_step(run, dedup_exact(imported.records), t)
+    # Seeds fill their share of every domain/label quota; synthesis writes the rest (and what the seeds lack).
+    synthetic = round(config.target * config.synthesis.synthetic_fraction)
     t = time.perf_counter()
-    records = record_step(run, balance_domains(records, target=config.target, domains=config.domains,
-                                             benign_fraction=config.benign_fraction, seed=config.seed), t)
-    generated = generate_responses(plan_strategies(records), config.generator, run.synthesized, progress=progress)
+    seeds = record_step(run, balance_domains(records, target=config.target - synthetic, domains=config.domains,
+                                           benign_fraction=config.benign_fraction, seed=config.seed,
+                                           proportions=config.curation.balance.proportions), t)
+    synthesized = synthesize_prompts_for(config, run, seeds, progress=progress)
+    records = plan_strategies(seeds + synthesized)
+
+    generated = generate_responses(records, config.generator, run.synthesized / "responses", progress=progress,
+                                   baseline=True, retries=config.retries)
     run.write_rejected("generate", generated.rejected)
     run.record_stage("generate", seconds=generated.seconds, counts={
         "in": len(records), "kept": len(generated.records), "rejected": len(generated.rejected),
         "generated_now": generated.generated_now, "resumed_from_batches": generated.resumed,
         "output_tokens": generated.output_tokens})
-    records_to_dataset(generated.records).save_to_disk(str(run.synthesized / "dataset"), num_shards=1)
-    return generated.records
+    records = generated.records
+
+    critiqued = critique_and_revise(records, config.generator, config.critique, run.synthesized / "critique",
+                                    retries=config.retries, progress=progress)
+    run.write_rejected("critique", critiqued.rejected)
+    write_jsonl(run.synthesized / "critique" / "unparsed.jsonl", critiqued.unparsed)
+    run.record_stage("critique", seconds=critiqued.seconds, counts=critiqued.counts)
+    records = critiqued.records
+
+    t = time.perf_counter()
+    judged = judge_records(records, judges_of(config), run.synthesized / "judge", retries=config.retries,
+                           progress=progress)
+    unjudged = [r for r in judged.rejected if r.reason.startswith("judge output unparseable")]
+    kept_unjudged = [Record.model_validate_json(r.record) for r in unjudged] if config.on_unjudged == "keep" else []
+    kept_ids = {r.id for r in kept_unjudged}
+    rejected = [r for r in judged.rejected if r.id not in kept_ids]
+    if kept_unjudged:
+        write_jsonl(run.synthesized / "judge" / "unparsed.jsonl", unjudged)
+    run.write_rejected("judge", rejected)
+    run.record_stage("judge", seconds=time.perf_counter() - t,
+                     counts=judged.counts | {"kept_unscored": len(kept_unjudged), "rejected": len(rejected),
+                                             "kept": len(judged.records) + len(kept_unjudged)})
+    kept = {r.id for r in judged.records} | kept_ids
+    scored = {r.id: r for r in judged.records}
+    records = [scored.get(r.id, r) for r in records if r.id in kept]  # the order of the records, not the judge's
+
+    records_to_dataset(records).save_to_disk(str(run.synthesized / "dataset"), num_shards=1)
+    return records
+
+
+def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Record], *,
+                           progress: bool = True) -> list[Record]:
+    """Synthesize the prompts each domain/label quota still needs after the seeds (stage "synthesis")."""
+    from collections import Counter
+
+    from psychosafe.curation.balance import _quotas
+    from psychosafe.pipelines.synthesis import plan_requests, synthesize_prompts
+
+    benign = round(config.target * config.benign_fraction)
+    proportions = config.curation.balance.proportions
+    quota = {(d, "harmful"): q for d, q in _quotas(config.target - benign, config.domains, proportions).items()}
+    quota |= {(d, "benign"): q for d, q in _quotas(benign, config.domains, proportions).items()}
+    have = Counter((r.domain, r.label) for r in seeds)
+    need = {group: max(0, q - have[group]) for group, q in quota.items()}
+    plan = plan_requests(need, config.synthesis, locales=config.locales, seed=config.seed)
+    writer = config.generator.model_copy(update={"max_new_tokens": config.synthesis.max_new_tokens,
+                                                 "temperature": config.synthesis.temperature})
+    result = synthesize_prompts(plan, writer, run.synthesized / "prompts", retries=config.retries,
+                                license=config.synthesis.license, taken={r.id for r in seeds}, progress=progress)
+    run.write_rejected("synthesis", result.rejected)
+    run.record_stage("synthesis", seconds=result.seconds, counts=result.counts)
+    return result.records
+
+
+def judges_of(config: RebuildConfig) -> list:
+    """The judge panel; without one, the generator judges (greedy, with room for the JSON answer only)."""
+    return config.judges or [config.generator.model_copy(update={"temperature": 0.0, "max_new_tokens": 96})]
+
+
+def write_jsonl(path: Path, rows: list) -> None:
+    """Rows (pydantic models) as JSON lines, rewritten whole, so a rerun never duplicates them."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def rebuild(config: RebuildConfig, run_dir: str | Path | None = None, *, progress: bool = True) -> RunFolder:

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ._yaml import load_model
 
 TAXONOMY_FILE = Path(__file__).with_name("taxonomy.yaml")
+# The diversity controls of prompt synthesis, each a list of `Control` in the taxonomy.
+CONTROLS = ("personas", "registers", "lengths", "ask_styles", "contrast_types")
 
 
 class _Strict(BaseModel):
@@ -33,6 +35,14 @@ class Category(_Strict):
     description: str = Field(min_length=1)
 
 
+class Control(_Strict):
+    """One value of a prompt-synthesis diversity control (a persona, register, length, ask style or
+    benign contrast type): an id and the description the synthesis prompt uses."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=1)
+
+
 class DomainStrategy(_Strict):
     id: str
     intents: list[str] = Field(min_length=1)
@@ -42,6 +52,7 @@ class Domain(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: str
     description: str
+    keywords: list[str] = Field(min_length=1, description="topic words benign contrast prompts share with harmful ones")
     categories: list[Category] = Field(min_length=4)
     intents: list[str] = Field(min_length=1)
     strategies: list[DomainStrategy] = Field(min_length=1)
@@ -55,13 +66,19 @@ class Taxonomy(_Strict):
     intents: list[Intent] = Field(min_length=1)
     strategies: list[Strategy] = Field(min_length=1)
     domains: list[Domain] = Field(min_length=1)
+    personas: list[Control] = Field(min_length=1)
+    registers: list[Control] = Field(min_length=1)
+    lengths: list[Control] = Field(min_length=1)
+    ask_styles: list[Control] = Field(min_length=1)
+    contrast_types: list[Control] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Taxonomy":
         intents = {i.id for i in self.intents}
         strategies = {s.id for s in self.strategies}
         for kind, ids in (("intent", [i.id for i in self.intents]), ("strategy", [s.id for s in self.strategies]),
-                          ("domain", [d.id for d in self.domains])):
+                          ("domain", [d.id for d in self.domains]),
+                          *((kind, [c.id for c in getattr(self, kind)]) for kind in CONTROLS)):
             dupes = sorted({x for x in ids if ids.count(x) > 1})
             if dupes:
                 raise ValueError(f"duplicate {kind} id(s): {', '.join(dupes)}")
@@ -96,6 +113,14 @@ class Taxonomy(_Strict):
             if s.id == strategy_id:
                 return s
         raise KeyError(f"unknown strategy '{strategy_id}'")
+
+    def control(self, kind: str, control_id: str) -> Control:
+        """A persona, register, length, ask style or contrast type by id (`kind` is one of CONTROLS)."""
+        for c in getattr(self, kind):
+            if c.id == control_id:
+                return c
+        raise KeyError(f"unknown {kind[:-1].replace('_', ' ')} '{control_id}'; expected one of "
+                       f"{[c.id for c in getattr(self, kind)]}")
 
     def highest_risk(self, domain_ids: list[str]) -> str:
         """The domain a multi-domain prompt takes: the first in the taxonomy's risk order."""

@@ -1,0 +1,92 @@
+"""Kill a real `psychosafe rebuild` with SIGKILL part way, start it again on the same run folder, and check
+that it finishes without redoing finished batches and without duplicating or losing records."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import datasets
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """name: killed
+seed: 11
+target: 8
+benign_fraction: 0.25
+generator: {backend: embedded, max_new_tokens: 16, batch_size: 2, seed: 11}
+synthesis: {synthetic_fraction: 0.5, prompts_per_cell: 1, oversample: 1, max_new_tokens: 20}
+critique: {max_rounds: 1, max_new_tokens: 24}
+judges: [{backend: embedded, max_new_tokens: 24, temperature: 0, batch_size: 2, seed: 11}]
+on_unjudged: keep
+retries: 0
+curation: {on_refusal_mismatch: flag, splits: {validation_per_domain: 0, test_per_domain: 0}}
+"""
+
+
+def _batches(run_dir):
+    return sorted(run_dir.glob("synthesized/**/batches/batch-*.jsonl"))
+
+
+def _kill_group(pgid: int, timeout: float = 60) -> None:
+    """SIGKILL the process group: the CLI and the distilabel workers and manager it spawned (they outlive a
+    killed parent otherwise), then wait until none is left."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"processes of group {pgid} survived SIGKILL")
+
+
+def test_a_killed_rebuild_resumes_without_redoing_or_duplicating(tmp_path):
+    config = tmp_path / "killed.yaml"
+    config.write_text(CONFIG)
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "psychosafe.cli", "rebuild", "--config", str(config), "--run-dir", str(run_dir)]
+    env = os.environ | {"COLUMNS": "200"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    try:
+        deadline = time.monotonic() + 900
+        while not _batches(run_dir):
+            assert proc.poll() is None, "the rebuild ended before writing a batch"
+            assert time.monotonic() < deadline, "no batch written in 15 minutes"
+            time.sleep(0.2)
+    finally:
+        _kill_group(proc.pid)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "synthesized" / "dataset").exists()  # it really stopped part way
+    finished = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in _batches(run_dir)}
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"run folder: {run_dir}" in done.stderr
+
+    # the batches finished before the kill were kept as they were, not generated again
+    for path, (mtime, content) in finished.items():
+        assert path.stat().st_mtime_ns == mtime and path.read_bytes() == content, path
+    # no row was generated twice: within each phase, every id lies in exactly one batch
+    phases = {p.parent for p in _batches(run_dir)}
+    for phase in phases:
+        ids = [json.loads(line)["id"] for p in phase.glob("batch-*.jsonl") for line in p.read_text().splitlines()]
+        assert len(ids) == len(set(ids)), phase
+    # nothing lost: every synthesis request and every record went through to the end
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    stages = manifest["stages"]
+    requests = stages["synthesis"]["counts"]["requested"]
+    persisted = {json.loads(line)["id"] for p in run_dir.glob("synthesized/prompts/attempt-0/batches/*.jsonl")
+                 for line in p.read_text().splitlines()}
+    assert len(persisted) == requests
+    rows = datasets.load_from_disk(str(run_dir / "synthesized" / "dataset")).to_list()
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    generated = stages["generate"]["counts"]
+    assert generated["in"] == stages["balance"]["counts"]["kept"] + stages["synthesis"]["counts"]["kept"]
+    assert len(rows) == generated["kept"] == stages["judge"]["counts"]["kept"]
+    assert all(r["response"] and r["baseline_response"] for r in rows)
