@@ -561,9 +561,11 @@ def agreement_figures(records: list[Record], queue_records: list[QueueRecord]) -
         pairs, units = [], []
         for q in queue_records:
             record = by_id.get(q.id)
+            if record is None:  # queued by another run: not part of this run's figures
+                continue
             values = [_as_score(c, a.values.get(c.id)) for a in q.submitted() if a.values.get(c.id) is not None]
             units.append(values)
-            judge = getattr(record.scores, c.id) if record else None
+            judge = getattr(record.scores, c.id)
             if judge is not None:
                 pairs += [(v, _as_score(c, judge)) for v in values]
         humans, judges = [p[0] for p in pairs], [p[1] for p in pairs]

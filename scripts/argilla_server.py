@@ -4,6 +4,7 @@ argilla-server 2.8.0 with SQLite, all on 127.0.0.1, all state in one folder.
 
     python scripts/argilla_server.py start      # prints the URL; the owner's API key is in STATE/server.json
     eval "$(python scripts/argilla_server.py env)"   # sets ARGILLA_API_URL and ARGILLA_API_KEY
+    python scripts/argilla_server.py add-user alice --password 'a-long-password'   # an annotator
     python scripts/argilla_server.py status
     python scripts/argilla_server.py stop
 
@@ -231,23 +232,57 @@ def status(state_dir: str | Path = DEFAULT_STATE) -> dict:
             "owner": info["owner"], "pids": info["pids"], "state_dir": info["state_dir"]}
 
 
+def _api(info: dict, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(f"{info['url']}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"X-Argilla-Api-Key": info["api_key"], "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        raise ServerError(f"{method} {path}: {exc.code} {exc.read().decode(errors='replace')[:300]}") from None
+
+
+def add_user(state_dir: str | Path, username: str, password: str, *, role: str = "annotator",
+             workspace: str = "argilla") -> dict:
+    """An annotator (or admin) who can log in to the UI and answer the review queue in `workspace`."""
+    info = read_state(state_dir)
+    if not info:
+        raise ServerError("not running: start it with `python scripts/argilla_server.py start`")
+    user = _api(info, "POST", "/api/v1/users", {"first_name": username, "username": username, "password": password,
+                                                 "role": role})
+    workspaces = {w["name"]: w["id"] for w in _api(info, "GET", "/api/v1/me/workspaces")["items"]}
+    if workspace not in workspaces:
+        workspaces[workspace] = _api(info, "POST", "/api/v1/workspaces", {"name": workspace})["id"]
+    _api(info, "POST", f"/api/v1/workspaces/{workspaces[workspace]}/users", {"user_id": user["id"]})
+    return {"username": user["username"], "role": user["role"], "workspace": workspace}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["start", "stop", "status", "env"])
+    parser.add_argument("command", choices=["start", "stop", "status", "env", "add-user"])
+    parser.add_argument("username", nargs="?", help="add-user: the annotator's username")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help=f"default: {DEFAULT_STATE}")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="argilla's port on 127.0.0.1 (0: a free one)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the owner's API key (only used when first created)")
-    parser.add_argument("--password", default=DEFAULT_PASSWORD, help="the owner's UI password (only when first created)")
+    parser.add_argument("--password", default=None,
+                        help="start: the owner's UI password (only when first created); add-user: the new user's (8+ characters)")
+    parser.add_argument("--role", default="annotator", choices=["annotator", "admin"], help="add-user: the role")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
-            info = start(args.state_dir, port=args.port, api_key=args.api_key, password=args.password)
+            info = start(args.state_dir, port=args.port, api_key=args.api_key, password=args.password or DEFAULT_PASSWORD)
             print(f"Argilla is up at {info['url']} (UI login: {info['owner']}, password in {_state_file(Path(info['state_dir']))})")
             where = "" if Path(args.state_dir).resolve() == DEFAULT_STATE else f" --state-dir {args.state_dir}"
             print(f'Point psychosafe at it: eval "$(python {Path(__file__).relative_to(REPO)} env{where})"')
         elif args.command == "stop":
             print("stopped" if stop(args.state_dir) else "not running")
+        elif args.command == "add-user":
+            if not args.username or not args.password:
+                raise ServerError("add-user needs a username and --password (8+ characters)")
+            user = add_user(args.state_dir, args.username, args.password, role=args.role)
+            print(f"{user['role']} {user['username']} can log in and annotate in workspace {user['workspace']}")
         elif args.command == "env":
             info = read_state(args.state_dir)
             if not info:

@@ -97,9 +97,10 @@ def _config(server, **kw) -> ReviewConfig:
 def _annotator(owner, name):
     import argilla as rg
 
-    user = owner.users(name) or rg.User(username=name, password=f"{name}-password-1", role="annotator",
-                                        client=owner).create()
-    owner.workspaces("argilla").add_user(user)
+    user = owner.users(name)
+    if user is None:  # the first test to need this annotator creates it
+        user = rg.User(username=name, password=f"{name}-password-1", role="annotator", client=owner).create()
+        owner.workspaces("argilla").add_user(user)
     # the server returns a user's key to the owner; the SDK model leaves it out
     key = owner.api.http_client.get(f"/api/v1/users/{user.id}").json()["api_key"]
     return rg.Argilla(api_url=owner.api_url, api_key=key), user
@@ -290,3 +291,10 @@ def test_concurrent_annotators_lose_no_response(server, owner, tmp_path):
     for name in ("alice", "bob"):
         counts = progress["users"][name]
         assert sum(part["submitted"] for part in counts.values()) == len(records), (name, counts)
+
+
+def test_server_script_adds_an_annotator(server, owner):
+    added = server_script.add_user(server["state_dir"], "dora", "dora-password-1")
+    assert added == {"username": "dora", "role": "annotator", "workspace": "argilla"}
+    assert "dora" in [u.username for u in owner.workspaces("argilla").users]
+    assert server_script.status(server["state_dir"])["running"] is True
