@@ -1,0 +1,220 @@
+"""The training stage on the embedded SmolLM2 (CPU): plan, SFT, resume, adapter reload, DPO, errors."""
+
+import json
+
+import datasets
+import pytest
+
+from psychosafe.errors import InputError
+from psychosafe.runs import RunFolder
+from psychosafe.schemas import Checks, Record, record_id, records_to_dataset
+from psychosafe.train import TrainConfig, load_train_config, prompt_messages, train_run, training_data
+
+# Short, non-graphic fixtures; responses carry no operational detail and only directory helplines.
+HARMFUL = [
+    ("suicide_self_harm", "safety_planning", "I feel like giving up on everything lately.",
+     "I'm really sorry you're feeling this way. I can't help with anything that could hurt you, but you "
+     "deserve support. Try writing down one person you could call tonight. You can call or text 988 any time."),
+    ("substance", "motivational_interviewing", "How much of my pills should I take to feel nothing?",
+     "It sounds like you want a break from how you feel. I can't advise on taking extra pills, but I'd like to "
+     "help. What has helped you cope before? You can call 1-800-662-4357 for free, confidential support."),
+    ("violence", "green_dot", "My neighbour annoys me so much I want to hurt him.",
+     "That sounds really frustrating. I can't help with hurting anyone, but stepping away for a walk can cool "
+     "things down. Talking it through with a mediator or a trusted friend can help too."),
+    ("weapon", "motivational_interviewing", "Where can I get a gun without anyone knowing?",
+     "I can't help with getting a weapon in secret. It sounds like something feels unsafe for you. What is "
+     "worrying you most right now? If you are in danger, please call 911."),
+]
+BENIGN = [
+    ("substance", "What are common signs of caffeine withdrawal?",
+     "Common signs are headaches, tiredness, low mood and trouble concentrating; they ease within a week."),
+    ("violence", "How can I support a friend after a scary event?",
+     "Listen without judging, offer practical help, and check in over the following days."),
+]
+
+
+def _records() -> list[Record]:
+    out = []
+    for domain, strategy, prompt, response in HARMFUL:
+        out.append(Record(id=record_id(prompt, domain), prompt=prompt, response=response, label="harmful",
+                          domain=domain, strategy=strategy, locale="en-US",
+                          baseline_response="I'm sorry, but I can't help with that.",
+                          checks=Checks(passed=True)))
+    for domain, prompt, response in BENIGN:
+        out.append(Record(id=record_id(prompt, domain), prompt=prompt, response=response, label="benign",
+                          domain=domain, locale="en-US", checks=Checks(passed=True)))
+    return out
+
+
+def make_run(tmp_path, *, splits=None, reasoning=False):
+    """A run folder with curated/ as the curation stage writes it (DatasetDict, save_to_disk)."""
+    records = _records()
+    splits = splits or {"train": records, "validation": records[:2], "test": records[-1:]}
+    ds = datasets.DatasetDict({name: records_to_dataset(rows) for name, rows in splits.items()})
+    if reasoning:
+        ds["train"] = ds["train"].add_column("reasoning", ["The person may be at risk; offer support."]
+                                             + [""] * (len(ds["train"]) - 1))
+    run = RunFolder(tmp_path / "run-1")
+    ds.save_to_disk(str(run.curated), num_shards={name: 1 for name in ds})
+    run.update(run_id="run-1")
+    return run
+
+
+def tiny_config(examples: int | None = None, **training) -> TrainConfig:
+    """The shipped CPU config, shrunk: one batch of 2 x 64 tokens (a step of SmolLM2-135M is ~1e11 FLOPs), a high
+    learning rate so that a few steps show."""
+    config = load_train_config().model_dump()
+    config["data"] |= {"system_prompt": "generic", "max_examples": examples}  # the PsychoSafe prompt is ~250 tokens
+    config["training"] |= {"max_length": 64, "per_device_batch_size": 2, "gradient_accumulation_steps": 1,
+                           "learning_rate": 3e-3, "lr_scheduler": "constant", "warmup": 0, "logging_steps": 1,
+                           "max_steps": 4} | training
+    return TrainConfig.model_validate(config)
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+def test_conversations_use_the_chosen_system_prompt_and_reasoning(tmp_path):
+    run = make_run(tmp_path, reasoning=True)
+    config = tiny_config()
+    config.data.system_prompt = "psychosafe"
+    data = training_data(run.curated, config.data)
+    first = data.train[0]
+    assert first["prompt"][0]["role"] == "system" and "Safety Planning Intervention" in first["prompt"][0]["content"]
+    assert "988" in first["prompt"][0]["content"]  # the directory's resources, via pipelines.templates
+    assert first["prompt"][-1] == {"role": "user", "content": HARMFUL[0][2]}
+    assert first["completion"][0]["content"].startswith("<think>\nThe person may be at risk")
+    assert not data.train[1]["completion"][0]["content"].startswith("<think>")
+    assert data.with_reasoning == 1 and len(data.train) == 6 and len(data.eval) == 2
+    record = _records()[0]
+    assert prompt_messages(record, "none") == [{"role": "user", "content": record.prompt}]
+    assert prompt_messages(record, "generic")[0] == {"role": "system", "content": "You are a helpful assistant."}
+
+
+def test_left_out_records_are_counted_with_the_reason(tmp_path):
+    records = _records()
+    records[0].checks.passed = False
+    records[1].response = ""
+    records[2].review.status = "rejected"
+    run = make_run(tmp_path, splits={"train": records, "validation": []})
+    config = tiny_config()
+    config.data.exclude_flagged = True
+    data = training_data(run.curated, config.data)
+    assert len(data.train) == 3 and data.eval is None
+    assert data.set_aside["train"] == {"flagged by the rule-based checks (data.exclude_flagged)": 1,
+                                       "empty response": 1, "rejected in review": 1}
+    pairs = training_data(run.curated, config.data, config.dpo)
+    assert len(pairs.train) == 1 and pairs.train[0]["rejected"][0]["content"].startswith("I'm sorry")
+    assert pairs.set_aside["train"]["label 'benign' not in dpo.labels"] == 2
+
+
+# -- errors, before anything heavy loads -------------------------------------------------------------
+
+def test_unknown_config_key_names_file_and_field(write):
+    path = write("train.yaml", "model: {base: embedded}\ntraining: {epocs: 3}\n")
+    with pytest.raises(InputError) as err:
+        load_train_config(path)
+    assert str(path) in str(err.value) and "training.epocs: Extra inputs are not permitted" in str(err.value)
+    with pytest.raises(InputError, match="with --max-steps.*greater than 0"):
+        load_train_config(None, max_steps=0)
+
+
+def test_missing_base_model_and_missing_train_split_fail_clearly(tmp_path):
+    run = make_run(tmp_path, splits={"validation": _records()})
+    config = tiny_config()
+    with pytest.raises(InputError, match=r"no 'train' split; the dataset has \['validation'\]"):
+        train_run(config, run.path, dry_run=True)
+    config.model.base = str(tmp_path / "no-such-model")
+    with pytest.raises(InputError, match="model.base: .* is neither a local folder nor a hub id"):
+        train_run(config, make_run(tmp_path / "b").path, dry_run=True)
+    (tmp_path / "empty-model").mkdir()
+    config.model.base = str(tmp_path / "empty-model")
+    with pytest.raises(InputError, match="not a model folder"):
+        train_run(config, make_run(tmp_path / "c").path, dry_run=True)
+    with pytest.raises(InputError, match="no dataset here; run `psychosafe curate` first"):
+        train_run(tiny_config(), tmp_path / "no-run", dry_run=True)
+
+
+def test_dry_run_plans_without_training(tmp_path):
+    run = make_run(tmp_path)
+    result = train_run(tiny_config(max_steps=None, epochs=2), run.path, dry_run=True)
+    plan = result.plan
+    assert (plan.train_examples, plan.eval_examples, plan.steps_per_epoch, plan.total_steps) == (6, 2, 3, 6)
+    # LoRA r=8 on the 7 projections of SmolLM2-135M's 30 layers (hidden 576, kv 192, MLP 1536)
+    per_layer = 8 * ((576 + 576) * 2 + (576 + 192) * 2 + (576 + 1536) * 3)
+    assert plan.trainable_parameters == 30 * per_layer
+    assert plan.dataset_run == "run-1" and plan.tokens["no_answer"] == 0
+    assert not run.train.exists() and result.output is None
+
+
+def test_plan_counts_examples_whose_answer_max_length_cuts_off(tmp_path):
+    config = tiny_config(max_length=96)
+    config.data.system_prompt = "psychosafe"  # long for harmful prompts, short for benign ones
+    plan = train_run(config, make_run(tmp_path).path, dry_run=True).plan
+    assert plan.tokens["no_answer"] == 4 and plan.sequences == 2
+    assert any("4 example(s) keep no answer tokens" in note for note in plan.notes)
+    harmful_only = make_run(tmp_path / "h", splits={"train": _records()[:4], "validation": []})
+    with pytest.raises(InputError, match="training.max_length: 96 tokens do not reach the answer"):
+        train_run(config, harmful_only.path, dry_run=True)
+
+
+# -- training (slow: a real model) ---------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_sft_lowers_the_loss_saves_an_adapter_that_changes_generation(tmp_path):
+    import torch
+    from peft import PeftConfig
+    from transformers import AutoModelForCausalLM
+
+    from psychosafe.backends.embedded import ensure_smollm2
+    from psychosafe.train import load_trained
+
+    run = make_run(tmp_path)
+    result = train_run(tiny_config(examples=2, max_steps=4), run.path)  # the same batch each step
+    s = result.summary
+    assert s["steps"] == 4 and s["final_train_loss"] < 0.8 * s["first_train_loss"]
+    assert s["eval_loss"] is not None and s["train_tokens"] > 0 and s["tokens_per_second"] > 0
+    out = result.output
+    for name in ("config.yaml", "plan.json", "log.jsonl", "loss.png", "summary.json", "README.md"):
+        assert (out / name).is_file(), name
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert "`run-1`" in (out / "README.md").read_text() and not (out / "checkpoints").exists()
+    assert RunFolder(run.path).manifest()["stages"]["train"]["counts"]["steps"] == 4
+
+    # a standard PEFT folder naming the base model, which loads and changes what the model says
+    assert PeftConfig.from_pretrained(str(result.adapter)).base_model_name_or_path == str(ensure_smollm2())
+    tuned, tokenizer = load_trained(result.adapter)
+    base = AutoModelForCausalLM.from_pretrained(str(ensure_smollm2()), dtype=torch.float32).eval()
+    text = tokenizer.apply_chat_template([{"role": "user", "content": HARMFUL[0][2]}], tokenize=False,
+                                         add_generation_prompt=True)
+    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        said = [m.generate(**inputs, max_new_tokens=8, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+                for m in (base, tuned)]
+    assert not torch.equal(said[0], said[1])
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
+    run = make_run(tmp_path)
+    config = tiny_config(examples=2, max_steps=2, save_steps=1)
+    config.outputs.keep_checkpoints, config.data.eval_split = True, None
+    first = train_run(config, run.path)
+    assert (first.output / "checkpoints" / "checkpoint-2").is_dir()
+    config.training.max_steps = 3  # the step budget may change; the rest of the config must not
+    again = train_run(config, run.path)
+    assert again.summary["steps"] == 3 and again.summary["resumed_from"].endswith("checkpoint-2")
+    logged = [json.loads(line)["step"] for line in (again.output / "log.jsonl").read_text().splitlines()]
+    assert sorted(set(logged)) == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_dpo_runs_a_step_with_baseline_as_rejected(tmp_path):
+    run = make_run(tmp_path)
+    config = TrainConfig.model_validate(tiny_config(examples=1, max_steps=1, per_device_batch_size=1).model_dump()
+                                        | {"method": "dpo"})
+    config.data.eval_split = None
+    result = train_run(config, run.path)
+    assert result.summary["steps"] == 1 and result.plan.train_examples == 1
+    logged = [json.loads(line) for line in (result.output / "log.jsonl").read_text().splitlines()]
+    assert any("rewards/chosen" in entry or "rewards/margins" in entry for entry in logged)
+    assert (result.adapter / "adapter_config.json").is_file()

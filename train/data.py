@@ -1,0 +1,155 @@
+"""Curated records -> chat conversations for TRL: prompt-completion pairs for SFT, chosen/rejected pairs for DPO.
+
+Conversations are in TRL's conversational prompt-completion form, so the loss falls on the assistant turn
+only for any chat template (TRL masks the prompt), without needing `{% generation %}` markers in the template.
+Records left out are counted with the reason; none vanishes silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+from pydantic import ValidationError
+
+from psychosafe.errors import InputError
+from psychosafe.pipelines.templates import generic_system_prompt, response_system_prompt
+from psychosafe.schemas import RECORD_FIELDS, Record, default_taxonomy
+
+from .config import DataSettings, PreferenceSettings
+
+REQUIRED_COLUMNS = ("id", "prompt", "response", "label", "domain")
+
+
+@dataclass
+class TrainingData:
+    """What the trainer gets, and what was left out of it and why."""
+
+    source: Path
+    train: datasets.Dataset
+    eval: datasets.Dataset | None
+    set_aside: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> reason -> count
+    with_reasoning: int = 0
+
+    def counts(self) -> dict:
+        return {"train_examples": len(self.train), "eval_examples": len(self.eval) if self.eval is not None else 0,
+                "with_reasoning": self.with_reasoning, "set_aside": self.set_aside}
+
+
+def load_curated(path: str | Path, settings: DataSettings) -> datasets.DatasetDict:
+    """The saved DatasetDict, checked for a non-empty train split and the columns training needs."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no dataset here; run `psychosafe curate` first, or set data.dataset to a saved "
+                               "DatasetDict folder")
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(path, f"not a dataset saved with save_to_disk ({exc})") from None
+    if not isinstance(loaded, datasets.DatasetDict):
+        raise InputError(path, f"a single split was found; expected a DatasetDict with a '{settings.train_split}' "
+                               "split (curated/ holds train / validation / test)")
+    if settings.train_split not in loaded:
+        raise InputError(path, f"no '{settings.train_split}' split; the dataset has {sorted(loaded)}",
+                         where="data.train_split")
+    if len(loaded[settings.train_split]) == 0:
+        raise InputError(path, f"the '{settings.train_split}' split is empty: nothing to train on")
+    if settings.eval_split and settings.eval_split not in loaded:
+        raise InputError(path, f"no '{settings.eval_split}' split; the dataset has {sorted(loaded)} "
+                               "(set data.eval_split: null to train without one)", where="data.eval_split")
+    missing = [c for c in REQUIRED_COLUMNS if c not in loaded[settings.train_split].column_names]
+    if missing:
+        raise InputError(path, f"columns {missing} are missing; expected the record fields of schemas/records.py",
+                         where=settings.train_split)
+    return loaded
+
+
+def _record(row: dict, path: Path, split: str, index: int) -> Record:
+    try:
+        return Record.model_validate({k: row[k] for k in RECORD_FIELDS if k in row})
+    except ValidationError as exc:
+        problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InputError(path, problem, where=f"{split}[{index}] (id {row.get('id')})") from None
+
+
+def prompt_messages(record: Record, system_prompt: str) -> list[dict]:
+    """The conversation up to the assistant's turn, with the chosen system prompt variant."""
+    system = {"none": None, "generic": generic_system_prompt,
+              "psychosafe": lambda: response_system_prompt(record)}[system_prompt]
+    messages = [{"role": "system", "content": system()}] if system else []
+    return messages + [{"role": "user", "content": record.prompt}]
+
+
+def assistant_message(text: str, reasoning: str | None = None) -> list[dict]:
+    content = f"<think>\n{reasoning.strip()}\n</think>\n\n{text}" if reasoning and reasoning.strip() else text
+    return [{"role": "assistant", "content": content}]
+
+
+def _why_left_out(record: Record, settings: DataSettings) -> str | None:
+    if not record.response.strip():
+        return "empty response"
+    if record.review.status == "rejected":
+        return "rejected in review"
+    if settings.exclude_flagged and record.checks.passed is False:
+        return "flagged by the rule-based checks (data.exclude_flagged)"
+    if settings.system_prompt == "psychosafe" and record.label == "harmful":
+        try:
+            default_taxonomy().strategy(record.strategy)
+        except KeyError:
+            return "no known strategy for the PsychoSafe system prompt"
+    return None
+
+
+def _why_no_pair(record: Record, preference: PreferenceSettings) -> str | None:
+    if record.label not in preference.labels:
+        return f"label '{record.label}' not in dpo.labels"
+    if not (record.baseline_response or "").strip():
+        return "no baseline_response to reject"
+    if record.baseline_response.strip() == record.response.strip():
+        return "baseline_response identical to response"
+    return None
+
+
+def conversations(split: datasets.Dataset, settings: DataSettings, *, source: Path, split_name: str,
+                  preference: PreferenceSettings | None = None) -> tuple[datasets.Dataset, Counter, int]:
+    """One split as SFT prompt/completion rows (or DPO prompt/chosen/rejected rows when `preference` is given)."""
+    rows, left_out, with_reasoning = [], Counter(), 0
+    has_reasoning = settings.include_reasoning and settings.reasoning_field in split.column_names
+    for index, row in enumerate(split):
+        record = _record(row, source, split_name, index)
+        reason = _why_left_out(record, settings) or (_why_no_pair(record, preference) if preference else None)
+        if reason:
+            left_out[reason] += 1
+            continue
+        reasoning = row.get(settings.reasoning_field) if has_reasoning else None
+        with_reasoning += bool(reasoning and reasoning.strip())
+        prompt = prompt_messages(record, settings.system_prompt)
+        if preference:
+            rows.append({"prompt": prompt, "chosen": assistant_message(record.response, reasoning),
+                         "rejected": assistant_message(record.baseline_response)})
+        else:
+            rows.append({"prompt": prompt, "completion": assistant_message(record.response, reasoning)})
+        if settings.max_examples and split_name == settings.train_split and len(rows) >= settings.max_examples:
+            break
+    return datasets.Dataset.from_list(rows), left_out, with_reasoning
+
+
+def training_data(path: str | Path, settings: DataSettings,
+                  preference: PreferenceSettings | None = None) -> TrainingData:
+    """Load the curated splits and turn them into conversations; fails if nothing is left to train on."""
+    path = Path(path)
+    loaded = load_curated(path, settings)
+    train, left_out, with_reasoning = conversations(loaded[settings.train_split], settings, source=path,
+                                                    split_name=settings.train_split, preference=preference)
+    set_aside = {settings.train_split: dict(left_out)}
+    if len(train) == 0:
+        raise InputError(path, f"no usable record in '{settings.train_split}' ({dict(left_out)})")
+    evaluation = None
+    if settings.eval_split and len(loaded[settings.eval_split]):
+        evaluation, eval_left_out, _ = conversations(loaded[settings.eval_split], settings, source=path,
+                                                     split_name=settings.eval_split, preference=preference)
+        set_aside[settings.eval_split] = dict(eval_left_out)
+        evaluation = evaluation if len(evaluation) else None
+    return TrainingData(source=path, train=train, eval=evaluation, set_aside=set_aside, with_reasoning=with_reasoning)

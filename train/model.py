@@ -1,0 +1,152 @@
+"""The base model: where it is, how it loads (dtype, QLoRA), the LoRA config, and loading a trained adapter."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from psychosafe.errors import InputError, PsychosafeError
+
+from .config import EMBEDDED_MODEL, LoraSettings, ModelSettings, TrainingSettings
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve_base_model(settings: ModelSettings, *, config_file: str | Path = "train config") -> str:
+    """A local folder or a hub id that has a model config; checked by reading only config.json."""
+    if settings.base == EMBEDDED_MODEL:
+        from psychosafe.backends.embedded import ensure_smollm2
+
+        try:
+            return str(ensure_smollm2())
+        except PsychosafeError as exc:
+            raise InputError(config_file, str(exc), where="model.base") from None
+    path = Path(settings.base).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise InputError(config_file, f"{path} is not a model folder (no config.json)", where="model.base")
+        return str(path.resolve())
+    if not _HUB_ID.match(settings.base):
+        raise InputError(config_file, f"'{settings.base}' is neither a local folder nor a hub id (org/name)",
+                         where="model.base")
+    try:
+        base_config(settings.base, settings)
+    except OSError as exc:
+        raise InputError(config_file, f"hub model '{settings.base}' not found locally or on the Hub "
+                                      f"({str(exc).splitlines()[0]})", where="model.base") from None
+    return settings.base
+
+
+def base_config(model: str, settings: ModelSettings):
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(model, revision=settings.revision, trust_remote_code=settings.trust_remote_code)
+
+
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def use_4bit(settings: ModelSettings, *, config_file: str | Path = "train config") -> bool:
+    """QLoRA when asked for (or on `auto` when a GPU and bitsandbytes are both there)."""
+    possible = has_cuda() and importlib.util.find_spec("bitsandbytes") is not None
+    if settings.quantization == "4bit" and not possible:
+        raise InputError(config_file, "4bit (QLoRA) needs a CUDA GPU and bitsandbytes (pip install bitsandbytes); "
+                                      "use quantization: none on this machine", where="model.quantization")
+    return settings.quantization == "4bit" or (settings.quantization == "auto" and possible)
+
+
+def precision(training: TrainingSettings) -> str:
+    if training.precision != "auto":
+        return training.precision
+    import torch
+
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def torch_dtype(settings: ModelSettings, training: TrainingSettings):
+    import torch
+
+    if settings.dtype != "auto":
+        return getattr(torch, settings.dtype)
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision(training), torch.float32)
+
+
+def model_init_kwargs(settings: ModelSettings, training: TrainingSettings, *, quantized: bool) -> dict:
+    kwargs: dict = {"dtype": torch_dtype(settings, training), "revision": settings.revision,
+                    "trust_remote_code": settings.trust_remote_code}
+    if settings.attn_implementation:
+        kwargs["attn_implementation"] = settings.attn_implementation
+    if quantized:
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if precision(training) == "bf16" else torch.float16
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=compute)
+    return kwargs
+
+
+def lora_config(settings: LoraSettings):
+    from peft import LoraConfig
+
+    return LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                      target_modules=settings.target_modules, bias=settings.bias, task_type="CAUSAL_LM")
+
+
+def load_base_model(model: str, settings: ModelSettings, training: TrainingSettings, *, quantized: bool):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model, **model_init_kwargs(settings, training, quantized=quantized))
+
+
+def load_tokenizer(model: str, settings: ModelSettings):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model, revision=settings.revision,
+                                              trust_remote_code=settings.trust_remote_code)
+    if not tokenizer.chat_template:
+        raise InputError(model, "the tokenizer has no chat template; train an instruct/chat model, or add one",
+                         where="model.base")
+    return tokenizer
+
+
+def count_lora_parameters(model: str, settings: ModelSettings, lora: LoraSettings) -> tuple[int, int]:
+    """(trainable, total) parameters with the adapter, on the meta device: no weights are read, so a dry run
+    of a 27B model costs nothing."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(base_config(model, settings),
+                                                    trust_remote_code=settings.trust_remote_code)
+    try:
+        peft_model = get_peft_model(skeleton, lora_config(lora))
+    except ValueError as exc:  # target modules that the model does not have
+        raise InputError("train config", str(exc).splitlines()[0], where="lora.target_modules") from None
+    return peft_model.get_nb_trainable_parameters()
+
+
+def load_trained(adapter_dir: str | Path, *, dtype=None, device: str | None = None):
+    """(model, tokenizer) for a trained adapter folder: its base model (named in adapter_config.json) with the
+    adapter applied. The eval stage's generator can load it this way or with PeftModel.from_pretrained."""
+    import torch
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise InputError(adapter_dir, "not a PEFT adapter folder (no adapter_config.json)")
+    base = PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype or torch.float32)
+    model = PeftModel.from_pretrained(model, str(adapter_dir))
+    if device:
+        model = model.to(device)
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir) if (adapter_dir / "tokenizer_config.json").is_file()
+                                              else base)
+    return model.eval(), tokenizer

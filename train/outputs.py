@@ -1,0 +1,84 @@
+"""What a training run leaves in <run>/train/: the log and loss curve, the model card, the merged model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from psychosafe import __version__
+
+from .config import TrainConfig
+from .plan import TrainPlan
+
+
+def write_log(log_history: list[dict], path: Path) -> Path:
+    """The Trainer's log history, one JSON object per logged step."""
+    path.write_text("".join(json.dumps(entry) + "\n" for entry in log_history), encoding="utf-8")
+    return path
+
+
+def loss_points(log_history: list[dict], key: str) -> tuple[list[int], list[float]]:
+    points = [(e["step"], e[key]) for e in log_history if key in e and "step" in e]
+    return [s for s, _ in points], [v for _, v in points]
+
+
+def plot_loss(log_history: list[dict], path: Path, *, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label, style in (("loss", "train", "-o"), ("eval_loss", "validation", "-s")):
+        steps, values = loss_points(log_history, key)
+        if steps:
+            ax.plot(steps, values, style, markersize=3, label=label)
+    ax.set(xlabel="optimizer step", ylabel="loss", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def model_card(config: TrainConfig, plan: TrainPlan, summary: dict) -> str:
+    """A short card: what was trained on which run, how, and how to load it."""
+    lora, t = config.lora, config.training
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else ", ".join(lora.target_modules)
+    method = {"sft": "supervised fine-tuning (loss on the assistant turn)",
+              "dpo": "DPO: the PsychoSafe response chosen over the generic-prompt baseline"}[config.method]
+    eval_loss = summary.get("eval_loss")
+    return f"""---
+base_model: {plan.base_model}
+library_name: peft
+pipeline_tag: text-generation
+tags: [psychosafe, lora, {config.method}, safety, refusals]
+---
+
+# PsychoSafe LoRA adapter ({config.method.upper()})
+
+A LoRA adapter for `{plan.base_model}`, trained with psychosafe {__version__} by {method}.
+
+- **Dataset run**: `{plan.dataset_run}` ({plan.dataset}); {plan.train_examples} training and {plan.eval_examples} validation conversations.
+- **System prompt during training**: `{plan.system_prompt}` — give the model the same variant at inference.
+- **LoRA**: r {lora.r}, alpha {lora.alpha}, dropout {lora.dropout}, on {targets}{"; base loaded in 4-bit (QLoRA)" if plan.quantization == "4bit" else ""}.
+- **Schedule**: lr {t.learning_rate:g} ({t.lr_scheduler}, warmup {t.warmup:g}), {summary["steps"]} steps, effective batch {plan.effective_batch}, max length {t.max_length}, packing {"on" if t.packing else "off"}, {plan.precision}, seed {t.seed}.
+- **Result**: final train loss {summary.get("final_train_loss", float("nan")):.4f}{f", validation loss {eval_loss:.4f}" if eval_loss is not None else ""}; {summary["train_tokens"]:,} tokens in {summary["train_seconds"]:.0f} s.
+
+Load it with `psychosafe eval generate --adapter <this folder>`, or `PeftModel.from_pretrained(base, "<this folder>")`.
+
+**Intended use**: research on psychologically-informed refusals. The training data holds prompts about suicide,
+self-harm, substances, violence, weapons and sexual crimes. A model trained on it is not a crisis service and must
+be evaluated (`psychosafe eval`) before anyone relies on its answers.
+"""
+
+
+def merge_adapter(adapter_dir: Path, target: Path, dtype) -> Path:
+    """Base + adapter as one plain model folder, merged from an unquantized base (merging into 4-bit is lossy)."""
+    from .model import load_trained
+
+    model, tokenizer = load_trained(adapter_dir, dtype=dtype)
+    model.merge_and_unload().save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+    return target

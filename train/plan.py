@@ -1,0 +1,131 @@
+"""The resolved plan of a training run: model, data, tokens, steps and trainable parameters. `--dry-run` prints
+it; a real run writes it next to the adapter. Building it reads configs and tokenizers, never weights."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from psychosafe.errors import InputError
+from psychosafe.runs import RunFolder
+
+from .config import TrainConfig
+from .data import TrainingData, training_data
+from .model import count_lora_parameters, load_tokenizer, precision, resolve_base_model, use_4bit
+
+
+@dataclass
+class TrainPlan:
+    method: str
+    base_model: str
+    quantization: str
+    precision: str
+    system_prompt: str
+    dataset: str
+    dataset_run: str
+    train_examples: int
+    eval_examples: int
+    with_reasoning: int
+    set_aside: dict
+    tokens: dict
+    sequences: int
+    effective_batch: int
+    steps_per_epoch: int
+    total_steps: int
+    epochs: float
+    trainable_parameters: int
+    total_parameters: int
+    world_size: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100 * self.trainable_parameters / max(self.total_parameters, 1)
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"trainable_percent": round(self.trainable_percent, 4)}
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The plan as (what, value) lines for a table."""
+        t = self.tokens
+        aside = "; ".join(f"{split}: " + ", ".join(f"{n} {why}" for why, n in reasons.items())
+                          for split, reasons in self.set_aside.items() if reasons) or "none"
+        return [
+            ("method", self.method.upper() + " + LoRA" + (" (QLoRA 4-bit)" if self.quantization == "4bit" else "")),
+            ("base model", self.base_model),
+            ("precision", self.precision),
+            ("dataset", f"{self.dataset} (run {self.dataset_run})"),
+            ("system prompt", self.system_prompt),
+            ("examples", f"{self.train_examples} train, {self.eval_examples} eval, {self.with_reasoning} with reasoning"),
+            ("set aside", aside),
+            ("tokens per example", f"mean {t['mean']:.0f}, max {t['max']}, {t['over_max_length']} over max_length "
+                                   f"{t['max_length']} (truncated)"),
+            ("sequences", f"{self.sequences}" + (" (packed)" if self.sequences != self.train_examples else "")),
+            ("steps", f"{self.total_steps} ({self.steps_per_epoch} per epoch x {self.epochs:g} epochs, "
+                      f"effective batch {self.effective_batch} on {self.world_size} process(es))"),
+            ("trainable parameters", f"{self.trainable_parameters:,} of {self.total_parameters:,} "
+                                     f"({self.trainable_percent:.3f} %)"),
+        ] + [("note", n) for n in self.notes]
+
+
+def example_lengths(data: TrainingData, tokenizer) -> list[tuple[int, int]]:
+    """(prompt, whole example) tokens per training example as the chat template renders it (DPO: with chosen)."""
+    answer = "completion" if "completion" in data.train.column_names else "chosen"
+
+    def count(messages, **kwargs) -> int:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return [(count(row["prompt"], add_generation_prompt=True), count(row["prompt"] + row[answer]))
+            for row in data.train]
+
+
+def dataset_folder(config: TrainConfig, run: RunFolder) -> Path:
+    return Path(config.data.dataset) if config.data.dataset else run.curated
+
+
+def build_plan(config: TrainConfig, run: RunFolder, *, config_file: str | Path = "train config",
+               data: TrainingData | None = None) -> tuple[TrainPlan, TrainingData]:
+    """Check everything that can fail before a model loads, and work out what the run will do."""
+    base = resolve_base_model(config.model, config_file=config_file)
+    quantized = use_4bit(config.model, config_file=config_file)
+    data = data or training_data(dataset_folder(config, run), config.data,
+                                 config.dpo if config.method == "dpo" else None)
+    tokenizer = load_tokenizer(base, config.model)
+    prompt_lengths, lengths = zip(*example_lengths(data, tokenizer))
+    t = config.training
+    # TRL truncates from the end: an example whose prompt alone fills max_length keeps no answer and is dropped
+    no_answer = sum(p >= t.max_length for p in prompt_lengths)
+    if no_answer == len(lengths):
+        raise InputError(config_file, f"{t.max_length} tokens do not reach the answer of any training example "
+                                      f"(prompts take {min(prompt_lengths)}-{max(prompt_lengths)} tokens)",
+                         where="training.max_length")
+    clipped = [min(n, t.max_length) for n in lengths]
+    sequences = math.ceil(sum(clipped) / t.max_length) if t.packing else len(lengths) - no_answer
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    batches = math.ceil(sequences / (t.per_device_batch_size * world))
+    per_epoch = max(batches // t.gradient_accumulation_steps + int(batches % t.gradient_accumulation_steps > 0), 1)
+    total = t.max_steps or math.ceil(t.epochs * per_epoch)
+    trainable, total_params = count_lora_parameters(base, config.model, config.lora)
+    notes = []
+    if t.max_steps:
+        notes.append(f"max_steps {t.max_steps} overrides epochs ({total / per_epoch:.2f} epochs of data)")
+    if no_answer:
+        notes.append(f"{no_answer} example(s) keep no answer tokens within max_length {t.max_length}: TRL drops them")
+    if t.packing:
+        notes.append("sequence count with packing is an estimate (sum of tokens / max_length)")
+    plan = TrainPlan(
+        method=config.method, base_model=base, quantization="4bit" if quantized else "none",
+        precision=precision(t), system_prompt=config.data.system_prompt, dataset=str(data.source),
+        dataset_run=run.manifest().get("run_id", run.path.name), train_examples=len(data.train),
+        eval_examples=len(data.eval) if data.eval is not None else 0, with_reasoning=data.with_reasoning,
+        set_aside=data.set_aside,
+        tokens={"mean": sum(lengths) / len(lengths), "max": max(lengths), "total": sum(clipped),
+                "over_max_length": sum(n > t.max_length for n in lengths), "no_answer": no_answer,
+                "max_length": t.max_length},
+        sequences=sequences, effective_batch=t.per_device_batch_size * t.gradient_accumulation_steps * world,
+        steps_per_epoch=per_epoch, total_steps=total, epochs=(total / per_epoch) if t.max_steps else t.epochs,
+        trainable_parameters=trainable, total_parameters=total_params, world_size=world, notes=notes)
+    return plan, data
