@@ -126,6 +126,18 @@ def check_ray_resources(pipeline: Any, nodes: list[dict]) -> None:
             + ". Lower llm_resources (replicas, cpus, gpus) in the config, or add nodes to the cluster.")
 
 
+def pin_to_driver_node(pipeline: Any, node_resource: str) -> None:
+    """Steps that write into the run folder (class attribute `runs_on_driver_node`) must run on the node of
+    the process that reads it back, not on any node of the cluster: Ray's per-node resource `node:<ip>`
+    places them there."""
+    from distilabel.constants import STEP_ATTR_NAME
+
+    for name in pipeline.dag:
+        step = pipeline.dag.get_step(name)[STEP_ATTR_NAME]
+        if getattr(type(step), "runs_on_driver_node", False):
+            step.resources.resources = {**(step.resources.resources or {}), node_resource: 1}
+
+
 def ray_pipeline(pipeline: Any, executor: Executor) -> Any:
     """The same pipeline as a distilabel RayPipeline, on a Ray we start (or join) and check first."""
     try:
@@ -142,6 +154,7 @@ def ray_pipeline(pipeline: Any, executor: Executor) -> Any:
             ray.init(**kwargs)
         except ConnectionError as exc:
             raise PsychosafeError(f"ray_address {executor.ray_address}: no Ray cluster answers there ({exc})") from None
+    pin_to_driver_node(pipeline, f"node:{ray.util.get_node_ip_address()}")
     try:
         check_ray_resources(pipeline, ray.nodes())
     except PsychosafeError:

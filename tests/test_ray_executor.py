@@ -2,6 +2,7 @@
 Ray that gives the same records as the local executor."""
 
 import json
+from pathlib import Path
 
 import datasets
 import pytest
@@ -15,6 +16,8 @@ from psychosafe.executors import (Executor, apply_llm_resources, check_ray_resou
                                   executor_from_config, use_executor)
 from psychosafe.pipelines import PsychoSafeResponse
 from psychosafe.rebuild import rebuild
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def two_step_pipeline(llm_cpus=None, llm_replicas=1, other_cpus=None):
@@ -94,7 +97,8 @@ def test_rebuild_on_a_local_ray_gives_the_records_of_the_local_executor(write, t
     path = write("tiny.yaml",
                  "name: tiny\nseed: 5\ntarget: 4\nbenign_fraction: 0.25\n"
                  "generator: {backend: embedded, max_new_tokens: 16, temperature: 0, batch_size: 4, seed: 5}\n"
-                 "synthesis: {synthetic_fraction: 0}\ncritique: {max_rounds: 0}\nllm_resources: {cpus: 2}\n"
+                 "synthesis: {synthetic_fraction: 0}\ncritique: {max_rounds: 0}\nretries: 0\non_unjudged: keep\n"
+                 "llm_resources: {cpus: 2}\n"
                  "curation: {on_refusal_mismatch: flag, splits: {validation_per_domain: 0, test_per_domain: 0}}\n")
     local = rebuild(load_rebuild_config(path), tmp_path / "local", progress=False)
     on_ray = rebuild(load_rebuild_config(path, executor="ray"), tmp_path / "ray", progress=False)
@@ -103,3 +107,38 @@ def test_rebuild_on_a_local_ray_gives_the_records_of_the_local_executor(write, t
     assert len(rows(local)) == 4
     assert rows(on_ray) == rows(local)
     assert json.loads((on_ray.path / "manifest.json").read_text())["config"]["executor"] == "ray"
+
+
+def test_the_documented_multi_gpu_config_fits_two_8_gpu_nodes_and_not_one():
+    from distilabel.models import vLLM  # constructed, not loaded: vllm itself need not be installed
+
+    config = load_rebuild_config(REPO / "configs" / "ray-multi-gpu.yaml")
+    assert (config.executor, config.ray_address, config.generator.backend) == ("ray", "auto", "vllm")
+    with Pipeline(name="multi-gpu") as pipeline:
+        load = LoadDataFromDicts(name="load", data=[{"prompt": "hi"}])
+        load >> PsychoSafeResponse(name="respond", llm=vLLM(model=config.generator.model, dtype="bfloat16"))
+    apply_llm_resources(pipeline, executor_from_config(config))
+    check_ray_resources(pipeline, [node(64, gpus=8), node(64, gpus=8)])
+    with pytest.raises(PsychosafeError, match=r"GPU: the steps ask for 16 in all \(respond: 16 x 1\) but the cluster has 8"):
+        check_ray_resources(pipeline, [node(64, gpus=8)])
+
+
+def test_the_vllm_server_config_points_the_openai_backend_at_the_script_default():
+    config = load_rebuild_config(REPO / "configs" / "vllm-server.yaml")
+    assert (config.generator.backend, config.generator.model) == ("openai", "SmolLM2-135M-Instruct")
+    assert config.generator.base_url.startswith("http://127.0.0.1:")
+
+
+def test_the_step_writing_the_run_folder_is_pinned_to_the_driver_node(tmp_path):
+    from psychosafe.executors import pin_to_driver_node
+    from psychosafe.pipelines.generate import PersistBatches
+
+    with Pipeline(name="pinned") as pipeline:
+        LoadDataFromDicts(name="load", data=[{"id": "a"}]) >> PersistBatches(name="persist", out_dir=str(tmp_path))
+    pin_to_driver_node(pipeline, "node:10.0.0.1")
+    assert pipeline.dag.get_step("persist")["step"].resources.resources == {"node:10.0.0.1": 1}
+    assert pipeline.dag.get_step("load")["step"].resources.resources is None
+    here = {"Alive": True, "Resources": {"CPU": 2, "node:10.0.0.1": 1.0}}
+    check_ray_resources(pipeline, [here, node(8)])
+    with pytest.raises(PsychosafeError, match=r"node:10.0.0.1: the steps ask for 1 in all \(persist: 1 x 1\)"):
+        check_ray_resources(pipeline, [node(8)])

@@ -75,12 +75,14 @@ def test_server_serves_the_embedded_model_on_loopback(vllm_server):
 @pytest.mark.slow
 def test_rebuild_through_the_openai_backend(vllm_server, tmp_path):
     config = tmp_path / "vllm.yaml"
-    # Few prompts and tokens; seeds only, no critique rounds, greedy: the point is the path, not the text.
+    # Few prompts and tokens; seeds only, no critique rounds, no retries, greedy: the point is the path, not
+    # the text. The generator also judges (through the same server); a 135M model's verdict rarely parses in
+    # 24 tokens, so unscored records are kept and counted.
     config.write_text(
         "name: vllm\nseed: 3\ntarget: 5\nbenign_fraction: 0.2\n"
         f"generator: {{backend: openai, model: {vllm_server['model']}, base_url: '{vllm_server['base_url']}', "
         "max_new_tokens: 24, temperature: 0, batch_size: 5}\n"
-        "synthesis: {synthetic_fraction: 0}\ncritique: {max_rounds: 0}\n"
+        "synthesis: {synthetic_fraction: 0}\ncritique: {max_rounds: 0}\nretries: 0\non_unjudged: keep\n"
         "curation: {on_refusal_mismatch: flag, splits: {validation_per_domain: 0, test_per_domain: 0}}\n")
     run = rebuild(load_rebuild_config(config), tmp_path / "run", progress=False)
     manifest = json.loads((run.path / "manifest.json").read_text())
@@ -94,6 +96,8 @@ def test_rebuild_through_the_openai_backend(vllm_server, tmp_path):
         assert r["generation"]["backend"] == "openai" and r["generation"]["model"] == SMOLLM2_NAME
     # 24 new tokens at most: the server honoured the generation settings it was sent.
     assert max(len(r["response"].split()) for r in records) <= 24
+    judge = manifest["stages"]["judge"]["counts"]
+    assert judge["kept"] == 5 and manifest["models"]["judges"] == [SMOLLM2_NAME]
 
 
 @pytest.mark.slow
