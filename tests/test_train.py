@@ -218,3 +218,49 @@ def test_dpo_runs_a_step_with_baseline_as_rejected(tmp_path):
     logged = [json.loads(line) for line in (result.output / "log.jsonl").read_text().splitlines()]
     assert any("rewards/chosen" in entry or "rewards/margins" in entry for entry in logged)
     assert (result.adapter / "adapter_config.json").is_file()
+
+
+# -- the shipped configs and the command line ---------------------------------------------------------
+
+def test_paper_config_targets_every_projection_of_a_qwen3_5_model(tmp_path):
+    """configs/train-qwen3.5-27b.yaml on a tiny config of the same architecture (meta device, no weights)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.models.qwen3_5 import Qwen3_5Config
+
+    from psychosafe.config import CONFIGS_DIR
+    from psychosafe.train import count_lora_parameters
+    from psychosafe.train.config import ATTENTION_AND_MLP
+
+    config = load_train_config(CONFIGS_DIR / "train-qwen3.5-27b.yaml")
+    t = config.training
+    assert (config.model.base, t.learning_rate, t.lr_scheduler, t.epochs, t.max_length) == (
+        "Qwen/Qwen3.5-27B", 1e-4, "cosine", 5, 4096)
+    assert config.lora.target_modules == ATTENTION_AND_MLP
+    Qwen3_5Config(text_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                                   num_key_value_heads=2, head_dim=16, vocab_size=1000, linear_num_key_heads=2,
+                                   linear_num_value_heads=2, linear_key_head_dim=16, linear_value_head_dim=16),
+                  vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2,
+                                     out_hidden_size=64)).save_pretrained(tmp_path)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tmp_path))
+    targets = [m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] in ATTENTION_AND_MLP]
+    assert len(targets) == 4 * 3 + 1 * 4  # MLP in every layer; q/k/v/o in the one full-attention layer of four
+    trainable, _ = count_lora_parameters(str(tmp_path), config.model, config.lora)
+    assert trainable == sum(config.lora.r * (m.in_features + m.out_features) for m in targets)
+
+
+def test_cli_prints_the_plan_and_user_errors_without_traceback(tmp_path, write):
+    import subprocess
+    import sys
+
+    run = make_run(tmp_path)
+    cli = [sys.executable, "-m", "psychosafe.cli", "train", "--run-dir", str(run.path)]
+    done = subprocess.run(cli + ["--dry-run", "--max-steps", "3"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "dry run: nothing trained" in done.stdout and "max_steps 3 overrides epochs" in done.stdout
+    assert not run.train.exists()
+    bad = write("bad.yaml", "lora: {rank: 8}\n")
+    done = subprocess.run(cli + ["--config", str(bad)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "lora.rank: Extra inputs are not permitted" in done.stderr
+    assert "Traceback" not in done.stderr
