@@ -88,6 +88,10 @@ def test_conversations_use_the_chosen_system_prompt_and_reasoning(tmp_path):
     record = _records()[0]
     assert prompt_messages(record, "none") == [{"role": "user", "content": record.prompt}]
     assert prompt_messages(record, "generic")[0] == {"role": "system", "content": "You are a helpful assistant."}
+    blind = {prompt_messages(r, "psychosafe-blind")[0]["content"] for r in _records()}
+    assert len(blind) == 1 and "988" in blind.pop()  # one prompt for harmful and benign alike (eval's v1)
+    routed = prompt_messages(record.model_copy(update={"strategy": None}), "psychosafe")[0]["content"]
+    assert "verified services" in routed  # a strategy is chosen from the taxonomy when the record has none
 
 
 def test_left_out_records_are_counted_with_the_reason(tmp_path):

@@ -33,8 +33,10 @@ class DataSettings(_Config):
     dataset: str | None = Field(None, description="a saved DatasetDict folder; default: <run-dir>/curated")
     train_split: str = "train"
     eval_split: str | None = "validation"
-    system_prompt: Literal["none", "generic", "psychosafe"] = Field(
-        "psychosafe", description="the system turn each conversation starts with (the paper trained with and without)")
+    system_prompt: Literal["none", "generic", "psychosafe", "psychosafe-blind"] = Field(
+        "generic", description="the system turn of each conversation: none; generic (eval's v0); psychosafe, the "
+                               "rebuild's per-record prompt (told the label: eval's v1-routed); psychosafe-blind, one "
+                               "prompt for every record (eval's v1). The paper trained with and without one")
     include_reasoning: bool = Field(True, description="put a record's reasoning trace, when it has one, in <think> tags")
     reasoning_field: str = "reasoning"
     exclude_flagged: bool = Field(True, description="leave out records whose rule-based checks did not pass")
