@@ -414,8 +414,20 @@ class ArgillaQueue:
                         vectors={VECTOR: vector},
                         suggestions=[rg.Suggestion(question_name=q, value=v, agent=a)
                                      for q, v, a in record_suggestions(record)]))
-                dataset.records.log(batch, batch_size=batch_size)
+                with _quiet_sdk_progress():
+                    dataset.records.log(batch, batch_size=len(batch))
                 bar.advance(task, len(batch))
+
+
+@contextlib.contextmanager
+def _quiet_sdk_progress() -> Iterator[None]:
+    """The SDK draws a tqdm bar per call to `log` and offers no switch; ours already shows the progress."""
+    from unittest import mock
+
+    import argilla.records._dataset_records as sdk_records
+
+    with mock.patch.object(sdk_records, "tqdm", lambda iterable, **_: iterable):
+        yield
 
 
 # -- push -----------------------------------------------------------------------------------------
@@ -662,17 +674,19 @@ def write_review_report(folder: Path, merged: MergeResult, summary: dict, detail
         left.bar(domains, values, bottom=bottom, label=status)
         bottom = [b + v for b, v in zip(bottom, values)]
     left.set_title("Review status per domain")
-    left.legend()
+    left.legend(fontsize=8, loc="upper right", framealpha=0.9)
     plt.setp(left.get_xticklabels(), rotation=20, ha="right")
     width = 0.38
     for offset, kind, label in ((-width / 2, "human_vs_judge", "human vs judge (Cohen's kappa)"),
                                 (width / 2, "inter_annotator", "between annotators (Krippendorff's alpha)")):
-        values = [summary["agreement"][kind][c]["value"] for c in criteria]
-        right.bar([i + offset for i in range(len(criteria))], [v if v is not None else 0 for v in values], width,
-                  label=label)
+        figures = [summary["agreement"][kind][c] for c in criteria]
+        bars = right.bar([i + offset for i in range(len(criteria))],
+                         [f["value"] if f["value"] is not None else 0 for f in figures], width, label=label)
+        right.bar_label(bars, labels=[f"{f['value']:.2f}\nn={f['n']}" if f["value"] is not None else ""
+                                      for f in figures], fontsize=7)
     right.set_xticks(range(len(criteria)), criteria)
     right.axhline(0, color="black", linewidth=0.8)
-    right.set_ylim(-1, 1)
+    right.set_ylim(-1.2, 1.3)  # room for the value labels
     right.set_title("Agreement per criterion (missing bar: undefined)")
     right.legend(fontsize=8)
     fig.tight_layout()
