@@ -197,9 +197,10 @@ def build_settings(config: ReviewConfig, dimensions: int):
     ]
     metadata = [
         rg.TermsMetadataProperty(name="domain", options=taxonomy.domain_ids()),
-        rg.TermsMetadataProperty(name="category", options=sorted({c.id for d in taxonomy.domains for c in d.categories})),
+        # category and intent take any value: imported seeds may carry their own
+        rg.TermsMetadataProperty(name="category"),
         rg.TermsMetadataProperty(name="label", options=["harmful", "benign"]),
-        rg.TermsMetadataProperty(name="intent", options=[i.id for i in taxonomy.intents]),
+        rg.TermsMetadataProperty(name="intent"),
         rg.TermsMetadataProperty(name="planned_strategy", options=[s.id for s in taxonomy.strategies]),
         rg.TermsMetadataProperty(name="locale"),
         rg.TermsMetadataProperty(name="split"),
@@ -243,19 +244,28 @@ def record_fields(record: Record) -> dict[str, str]:
     return {k: v for k, v in fields.items() if v}
 
 
+def _judge_value(criterion, value) -> str | int | None:
+    """A judge score as the queue holds it: yes/no, or an integer on the criterion's scale (else left out)."""
+    if value is None:
+        return None
+    if criterion.kind == "binary":
+        return _yes_no(bool(value))
+    return int(value) if criterion.min <= value <= criterion.max else None
+
+
 def record_metadata(record: Record, split: str) -> dict[str, Any]:
     rubric = default_rubric()
     meta: dict[str, Any] = {"domain": record.domain, "category": record.category, "label": record.label,
                             "intent": record.intent, "planned_strategy": record.strategy, "locale": record.locale,
                             "split": split, "checks_passed": _yes_no(record.checks.passed),
-                            "judge_model": record.scores.judge_model,
-                            f"judge_{rubric.benign.id}": record.scores.compliance}
+                            "judge_model": record.scores.judge_model}
+    if record.scores.compliance in rubric.benign.option_ids():
+        meta[f"judge_{rubric.benign.id}"] = record.scores.compliance
     taxonomy = default_taxonomy()
     if meta["planned_strategy"] not in {s.id for s in taxonomy.strategies}:
         meta["planned_strategy"] = None
     for c in rubric.criteria:
-        value = getattr(record.scores, c.id)
-        meta[f"judge_{c.id}"] = _yes_no(value) if c.kind == "binary" else value
+        meta[f"judge_{c.id}"] = _judge_value(c, getattr(record.scores, c.id))
     return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -265,9 +275,9 @@ def record_suggestions(record: Record) -> list[tuple[str, Any, str]]:
     judge = record.scores.judge_model or "judge"
     out = []
     for c in rubric.criteria:
-        value = getattr(record.scores, c.id)
+        value = _judge_value(c, getattr(record.scores, c.id))
         if value is not None:
-            out.append((c.id, _yes_no(value) if c.kind == "binary" else int(value), judge))
+            out.append((c.id, value, judge))
     if record.scores.compliance in rubric.benign.option_ids():
         out.append((rubric.benign.id, record.scores.compliance, judge))
     if record.strategy in {s.id for s in default_taxonomy().strategies}:
@@ -383,8 +393,13 @@ class ArgillaQueue:
             return self.dataset().settings.distribution.min_submitted
 
     def records(self, *, with_responses: bool) -> list[QueueRecord]:
+        from argilla._exceptions import ForbiddenError
+
         with self.errors():
-            users = {u.id: u.username for u in self.client.users} if with_responses else {}
+            try:
+                users = {u.id: u.username for u in self.client.users} if with_responses else {}
+            except ForbiddenError:  # only owners may list users: annotators are then named by their id
+                users = {}
             out = []
             for rec in self.dataset().records(with_responses=with_responses, with_suggestions=False,
                                               with_vectors=False):

@@ -91,3 +91,21 @@ def test_review_config_errors_name_the_field(write):
         load_review_config(path)
     with pytest.raises(InputError, match="min_submitted"):
         load_review_config(None, min_submitted=0)
+
+
+def test_queue_metadata_and_suggestions_come_from_the_record():
+    from psychosafe.curation.review import record_fields, record_metadata, record_suggestions
+
+    record = _record("imported one", category="from_another_dataset", intent="curiosity", strategy="green_dot",
+                     scores=Scores(refusal=False, grounding=7, references=True, relevance=3, judge_model="j"))
+    meta = record_metadata(record, "test")
+    assert meta["category"] == "from_another_dataset" and meta["split"] == "test"
+    assert meta["judge_refusal"] == "no" and meta["judge_relevance"] == 3
+    assert "judge_grounding" not in meta  # off the 1-5 scale: left out rather than refused by the server
+    assert ("grounding" not in [q for q, _, _ in record_suggestions(record)])
+    assert ("relevance", 3, "j") in record_suggestions(record) and ("strategy", "green_dot", "pipeline") in record_suggestions(record)
+    assert set(record_fields(record)) == {"prompt", "response"}
+    benign = Record(id=record_id("benign one", "weapon"), prompt="benign one", response="Sure: ...", label="benign",
+                    domain="weapon", scores=Scores(compliance="full_compliance", judge_model="j"))
+    assert record_metadata(benign, "train")["judge_compliance"] == "full_compliance"
+    assert record_suggestions(benign) == [("compliance", "full_compliance", "j")]
