@@ -1,7 +1,7 @@
 """Semantic dedup at scale on synthetic embeddings: our search (faiss IVF, as `method: faiss` / `auto` above
 `ann_above`) against exact all-pairs, at 10k, 100k and 1M vectors of 384 dimensions.
 
-    python benchmarks/bench_dedup.py [--sizes 10000 100000 1000000] [--nprobe 16]
+    python benchmarks/bench_dedup.py [--sizes 10000 100000 1000000] [--nprobe 8] [--reuse]
 
 The vectors mimic a prompt corpus: topics (same-topic cosine about 0.5, like the hard negatives measured by
 bench_threshold.py) and 1 % planted near-duplicates at cosine 0.80-0.97 around the threshold. Each run
@@ -84,10 +84,16 @@ def run_one(n: int, method: str, nprobe: int, out: Path) -> None:
         result["dropped"] = len(dropped)
     result.update(pairs=len(pairs), peak_rss_mb=round(peak_mb()), data_rss_mb=round(data_mb))
     np.save(out / f"pairs_{n}_{method}.npy", np.stack([pairs.i, pairs.j]))
+    (out / f"result_{n}_{method}.json").write_text(json.dumps(result))
     print(json.dumps(result))
 
 
-def child(n: int, method: str, nprobe: int, out: Path) -> dict:
+def child(n: int, method: str, nprobe: int, out: Path, reuse: bool = False) -> dict:
+    saved = out / f"result_{n}_{method}.json"
+    if reuse and saved.is_file() and json.loads(saved.read_text()).get("nprobe") in (None, nprobe):
+        result = json.loads(saved.read_text()) | {"reused": True}  # measured by an earlier run of this script
+        print(json.dumps(result), flush=True)
+        return result
     proc = subprocess.run([sys.executable, __file__, "--child", str(n), method, "--nprobe", str(nprobe),
                            "--scratch", str(out)], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -109,10 +115,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--exact-up-to", type=int, default=100_000)
-    parser.add_argument("--nprobe", type=int, default=16)
+    parser.add_argument("--nprobe", type=int, default=8)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "dedup.json")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/psychosafe-bench-dedup"))
     parser.add_argument("--child", nargs=2, metavar=("N", "METHOD"))
+    parser.add_argument("--reuse", action="store_true", help="reuse exact runs already measured in --scratch")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
     if args.child:
@@ -124,9 +131,9 @@ def main() -> None:
     for n in args.sizes:
         entry = {"n": n}
         if n <= args.exact_up_to:
-            entry["exact"] = child(n, "exact", args.nprobe, args.scratch)
+            entry["exact"] = child(n, "exact", args.nprobe, args.scratch, args.reuse)
         else:
-            entry["exact_sample"] = child(n, "exact_sample", args.nprobe, args.scratch)
+            entry["exact_sample"] = child(n, "exact_sample", args.nprobe, args.scratch, args.reuse)
         entry["faiss"] = child(n, "faiss", args.nprobe, args.scratch)
         found = pair_set(args.scratch / f"pairs_{n}_faiss.npy")
         if "exact" in entry:

@@ -10,6 +10,8 @@ from .steps import StepResult, reject
 def score_failures(record: Record, min_scores: dict[str, bool | int]) -> list[str]:
     """Why a judged record falls short, one phrase per criterion; [] when it passes or has no scores."""
     rubric = default_rubric()
+    if not min_scores:  # an empty mapping turns the judge filter off
+        return []
     if record.label == "benign":  # the rubric's criteria judge refusals; a benign prompt must be helped
         helped = rubric.benign.options[0].id
         got = record.scores.compliance
@@ -29,7 +31,7 @@ def score_failures(record: Record, min_scores: dict[str, bool | int]) -> list[st
 
 def filter_scores(records: list[Record], min_scores: dict[str, bool | int] | None = None,
                   *, name: str = "scores") -> StepResult:
-    """`min_scores`: criterion id -> lowest passing value; None: the rubric's own thresholds."""
+    """`min_scores`: criterion id -> lowest passing value; None: the rubric's own thresholds; {}: no filter."""
     min_scores = default_rubric().thresholds if min_scores is None else min_scores
     kept, rejected = [], []
     for r in records:

@@ -1,11 +1,11 @@
-"""Pairs of unit vectors whose cosine similarity reaches a threshold: exact all-pairs, or a faiss IVF index.
+"""Pairs of unit vectors whose cosine similarity reaches a threshold: exact all-pairs, or inverted lists.
 
 Exact all-pairs is a blocked matrix product over the upper triangle (memory bounded by BLOCK_BYTES); its
-cost grows with n^2. The faiss index (inverted lists, inner product) compares each vector only with those
-in the `nprobe` lists nearest to it; near-duplicates sit close together, so they share a list or sit in a
-neighbouring one and are found with a measured recall (benchmarks/bench_dedup.py) at a cost that grows
-about linearly with n for a fixed list size.
-"""
+cost grows with n^2. The inverted-list search (faiss k-means, as faiss IVF) compares each vector only with
+the members of its `nprobe` nearest lists; near-duplicates sit close together, so they share a list or sit
+in a neighbouring one and are found with a measured recall (benchmarks/bench_dedup.py). With about
+sqrt(n * nprobe) lists its cost grows as n^1.5. Every similarity it reports is exact, so it never reports
+a pair below the threshold; it can only miss one."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 BLOCK_BYTES = 256 * 2**20  # similarity block held at once by the exact search
-FAISS_QUERY_BATCH = 16384
+FAISS_QUERY_BATCH = 8192  # vectors compared with one list at a time
 VECTORS_PER_LIST = 256  # faiss: about this many vectors per inverted list
 TRAIN_PER_LIST = 30
 TRAIN_ITERATIONS = 10
@@ -90,18 +90,45 @@ def build_ivf_index(vectors: np.ndarray, *, nprobe: int, seed: int = 0):
 
 
 def pairs_faiss(vectors: np.ndarray, threshold: float, *, nprobe: int = 16, seed: int = 0) -> Pairs:
-    index = build_ivf_index(vectors, nprobe=nprobe, seed=seed)
+    """Inverted lists as in faiss IVF: k-means lists (faiss), each vector stored in its nearest list and compared
+    with the members of its `nprobe` nearest lists. The comparison is a matrix product per list (all the
+    vectors probing it against its members), which runs at BLAS speed, unlike a per-query list scan."""
+    import faiss
+
+    n, dim = vectors.shape
+    # cost: n * nlist * dim to assign, n * nprobe * (n / nlist) * dim to compare; equal at nlist = sqrt(n * nprobe)
+    nlist = int(max(1, min(n // 8, round(np.sqrt(n * nprobe)))))
+    nprobe = min(nprobe, nlist)
+    rng = np.random.default_rng(seed)
+    sample = vectors[np.sort(rng.choice(n, size=min(n, nlist * TRAIN_PER_LIST), replace=False))]
+    kmeans = faiss.Kmeans(dim, nlist, niter=TRAIN_ITERATIONS, seed=seed, spherical=True, min_points_per_centroid=1)
+    kmeans.train(np.ascontiguousarray(sample))
+    _, probes = kmeans.index.search(vectors, nprobe)  # nearest lists first: probes[:, 0] is where a vector is stored
+    members = _group_by(probes[:, 0], nlist)
+    askers = _group_by(probes.ravel(), nlist, repeat=nprobe)
     found_i, found_j, found_s = [], [], []
-    for start in range(0, len(vectors), FAISS_QUERY_BATCH):
-        queries = np.ascontiguousarray(vectors[start:start + FAISS_QUERY_BATCH])
-        # range_search returns inner products strictly above the radius: step just below the threshold
-        limits, sims, ids = index.range_search(queries, float(np.nextafter(np.float32(threshold), np.float32(-1))))
-        rows = np.repeat(np.arange(len(queries)), np.diff(limits.astype(np.int64))) + start
-        keep = (ids > rows) & (sims >= threshold)
-        found_i.append(rows[keep])
-        found_j.append(ids[keep])
-        found_s.append(sims[keep])
+    for lst in range(nlist):
+        m, q = members[lst], askers[lst]
+        if len(m) == 0 or len(q) == 0:
+            continue
+        for start in range(0, len(q), FAISS_QUERY_BATCH):
+            qq = q[start:start + FAISS_QUERY_BATCH]
+            sims = vectors[qq] @ vectors[m].T
+            r, c = np.nonzero(sims >= threshold)
+            found_i.append(qq[r])
+            found_j.append(m[c])
+            found_s.append(sims[r, c])
+    if not found_i:
+        return Pairs.empty()
     return _sorted_pairs(np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s))
+
+
+def _group_by(labels: np.ndarray, n_groups: int, repeat: int = 1) -> list[np.ndarray]:
+    """Row indices per label (labels of a flattened (rows, repeat) array map back to rows)."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_groups + 1))
+    rows = order // repeat
+    return [rows[bounds[g]:bounds[g + 1]] for g in range(n_groups)]
 
 
 def choose_method(n: int, method: Literal["auto", "exact", "faiss"], ann_above: int) -> str:

@@ -93,7 +93,7 @@ class SemanticDedupConfig(_Config):
     method: Literal["auto", "exact", "faiss"] = Field(
         "auto", description="exact all-pairs, a faiss IVF index, or auto: faiss above `ann_above` prompts")
     ann_above: int = Field(20000, gt=0, description="auto: use the faiss index above this many prompts")
-    nprobe: int = Field(16, gt=0, description="faiss: inverted lists searched per query (recall against speed)")
+    nprobe: int = Field(8, gt=0, description="inverted lists searched per prompt (recall against speed; bench_dedup.py)")
 
 
 class TemplateCollapseConfig(_Config):
