@@ -100,13 +100,22 @@ def load_run_records(run: RunFolder) -> dict[str, list[Record]]:
 
     from psychosafe.schemas import dataset_to_records
 
+    from pydantic import ValidationError
+
     if (run.curated / "dataset_dict.json").is_file():
-        loaded = datasets.load_from_disk(str(run.curated))
+        where, loaded = run.curated, datasets.load_from_disk(str(run.curated))
+    elif (run.synthesized / "dataset").is_dir():
+        where = run.synthesized / "dataset"
+        loaded = {"train": datasets.load_from_disk(str(where))}
+    else:
+        raise InputError(run.path, "no curated/ or synthesized/dataset in this run folder: run `psychosafe rebuild` "
+                                   "or `psychosafe curate` first")
+    try:
         return {name: dataset_to_records(split) for name, split in loaded.items()}
-    if (run.synthesized / "dataset").is_dir():
-        return {"train": dataset_to_records(datasets.load_from_disk(str(run.synthesized / "dataset")))}
-    raise InputError(run.path, "no curated/ or synthesized/dataset in this run folder: run `psychosafe rebuild` "
-                               "or `psychosafe curate` first")
+    except ValidationError as exc:
+        problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise InputError(where, f"a row is not a valid record ({problem}); expected the schema of schemas/records.py") \
+            from None
 
 
 def is_low_score(record: Record) -> bool:

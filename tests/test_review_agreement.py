@@ -109,3 +109,20 @@ def test_queue_metadata_and_suggestions_come_from_the_record():
                     domain="weapon", scores=Scores(compliance="full_compliance", judge_model="j"))
     assert record_metadata(benign, "train")["judge_compliance"] == "full_compliance"
     assert record_suggestions(benign) == [("compliance", "full_compliance", "j")]
+
+
+def test_run_without_records_or_with_bad_rows_is_refused(tmp_path):
+    import datasets
+
+    from psychosafe.curation.review import load_run_records
+    from psychosafe.runs import RunFolder
+    from psychosafe.schemas import records_to_dataset
+
+    with pytest.raises(InputError, match="no curated/ or synthesized/dataset"):
+        load_run_records(RunFolder(tmp_path / "empty"))
+    run = RunFolder(tmp_path / "bad")
+    rows = records_to_dataset([_record("fine prompt")]).to_list()
+    rows[0]["domain"] = "gardening"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(run.curated))
+    with pytest.raises(InputError, match=r"curated.*domain.*unknown domain 'gardening'"):
+        load_run_records(run)
