@@ -33,16 +33,20 @@ def trainer_arguments(config: TrainConfig, output_dir: Path, *, has_eval: bool) 
 
 def build_trainer(config: TrainConfig, model, tokenizer, data: TrainingData, output_dir: Path):
     """An SFTTrainer or a DPOTrainer over `model` (not yet wrapped: the trainer applies the LoRA config)."""
+    from transformers import PrinterCallback
+
     args = trainer_arguments(config, output_dir, has_eval=data.eval is not None)
     common = dict(model=model, processing_class=tokenizer, train_dataset=data.train, eval_dataset=data.eval,
                   peft_config=lora_config(config.lora), callbacks=[RichProgress()])
     if config.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        dpo = DPOConfig(**args, beta=config.dpo.beta, loss_type=[config.dpo.loss_type])
-        return DPOTrainer(args=dpo, **common)
-    from trl import SFTConfig, SFTTrainer
+        trainer = DPOTrainer(args=DPOConfig(**args, beta=config.dpo.beta, loss_type=[config.dpo.loss_type]), **common)
+    else:
+        from trl import SFTConfig, SFTTrainer
 
-    # prompt-completion conversations: TRL masks the prompt, so the loss is on the assistant turn only
-    sft = SFTConfig(**args, packing=config.training.packing, completion_only_loss=True)
-    return SFTTrainer(args=sft, **common)
+        # prompt-completion conversations: TRL masks the prompt, so the loss is on the assistant turn only
+        trainer = SFTTrainer(args=SFTConfig(**args, packing=config.training.packing, completion_only_loss=True),
+                             **common)
+    trainer.remove_callback(PrinterCallback)  # the rich bar shows progress; every log line goes to log.jsonl
+    return trainer
