@@ -130,6 +130,9 @@ def test_missing_base_model_and_missing_train_split_fail_clearly(tmp_path):
     config.model.base = str(tmp_path / "no-such-model")
     with pytest.raises(InputError, match="model.base: .* is neither a local folder nor a hub id"):
         train_run(config, make_run(tmp_path / "b").path, dry_run=True)
+    config.model.base = "nobody/no-such-model"  # tests run with HF_HUB_OFFLINE=1: not in the local cache
+    with pytest.raises(InputError, match="model.base: hub model 'nobody/no-such-model' not found"):
+        train_run(config, make_run(tmp_path / "d").path, dry_run=True)
     (tmp_path / "empty-model").mkdir()
     config.model.base = str(tmp_path / "empty-model")
     with pytest.raises(InputError, match="not a model folder"):
