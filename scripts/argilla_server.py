@@ -163,6 +163,10 @@ def start(state_dir: str | Path = DEFAULT_STATE, *, port: int = DEFAULT_PORT, ap
         if existed:  # osmem keeps nothing between runs: rebuild the index from the database
             _run_checked(launcher + ["cli", "search-engine", "reindex"], env, logs["argilla"], "search-engine reindex")
         procs["argilla"] = _spawn(launcher + ["--port", str(ports["argilla"])], logs["argilla"], env)
+        # Background jobs (recomputing record statuses after a change of min_submitted, Hub import/export)
+        # run in an rq worker; through the launcher, so that it searches with the same engine.
+        logs["worker"] = state / "worker.log"
+        procs["worker"] = _spawn(launcher + ["cli", "worker", "--num-workers", "1"], logs["worker"], env)
         url = f"http://127.0.0.1:{ports['argilla']}"
         info = {"url": url, "api_key": api_key, "owner": OWNER, "password": password, "ports": ports,
                 "pids": {name: p.pid for name, p in procs.items()}, "state_dir": str(state)}
@@ -218,7 +222,7 @@ def stop(state_dir: str | Path = DEFAULT_STATE) -> bool:
     if not info:
         return False
     # Server first, so it does not log connection errors from a vanished Redis or search engine.
-    order = [info["pids"][n] for n in ("argilla", "osmem", "redis") if n in info["pids"]]
+    order = [info["pids"][n] for n in ("worker", "argilla", "osmem", "redis") if n in info["pids"]]
     _kill_groups(order)
     _state_file(state).unlink(missing_ok=True)
     return True
