@@ -28,6 +28,7 @@ from psychosafe.errors import PsychosafeError
 from psychosafe.schemas import Record, Rejected
 
 from psychosafe.executors import Executor, apply_llm_resources, current_executor, ray_pipeline, shutdown_ray
+from .parsing import GENERIC_REFUSAL
 from .tasks import PsychoSafeResponse
 from .templates import TEMPLATE_VERSION
 
@@ -133,6 +134,7 @@ class GenerationResult:
     resumed: int = 0
     output_tokens: int = 0
     seconds: float = 0.0
+    baseline_fallbacks: int = 0  # baselines that were not a short refusal, replaced by parsing.GENERIC_REFUSAL
 
 
 def _pipeline_rows(records: list[Record]) -> list[dict[str, Any]]:
@@ -182,9 +184,7 @@ def generate_responses(records: list[Record], config: LLMConfig, out_dir: Path, 
     def error(row: dict) -> str | None:
         if not (row.get("response") or "").strip():
             return "empty response from the model"
-        if baseline and not (row.get("baseline_response") or "").strip():
-            return "empty baseline response from the model"
-        return None
+        return None  # an unusable baseline is replaced below, not asked again (it would redo the response too)
 
     attempts = run_with_retries(_pipeline_rows(records), connect, config, out_dir, step="respond", error=error,
                                 retries=retries, name=name, label="responding", progress=progress)
@@ -199,8 +199,11 @@ def generate_responses(records: list[Record], config: LLMConfig, out_dir: Path, 
         row = attempts.done[r.id]
         generation = r.generation.model_copy(update={"model": model_id(config), "backend": config.backend,
                                                      "template_version": TEMPLATE_VERSION, "seed": config.seed})
-        result.records.append(r.model_copy(update={
-            "response": row["response"].strip(), "generation": generation,
-            "baseline_response": row["baseline_response"].strip() if baseline else r.baseline_response}))
+        refusal = r.baseline_response
+        if baseline:
+            refusal = row.get("baseline_response") or GENERIC_REFUSAL
+            result.baseline_fallbacks += not row.get("baseline_response")
+        result.records.append(r.model_copy(update={"response": row["response"].strip(), "generation": generation,
+                                                   "baseline_response": refusal}))
     result.seconds = time.perf_counter() - start
     return result

@@ -120,3 +120,22 @@ def parse_user_prompt(text: str | None, instruction: str) -> str:
     if match.size >= 40 or (match.size >= 12 and match.size >= 0.6 * len(lowered)):
         raise ValueError(f"copies the instruction ({lowered[match.a:match.a + match.size]!r})")
     return prompt
+
+
+# What a generic refusal says when the model's own is unusable: the baseline must never carry harmful help.
+GENERIC_REFUSAL = "I'm sorry, but I can't help with that."
+MAX_REFUSAL_WORDS = 60
+
+
+def parse_generic_refusal(text: str | None) -> str:
+    """A baseline refusal: short and recognisably a refusal (a small model often just answers instead)."""
+    from psychosafe.curation.checks import refusal_markers
+
+    refusal = (text or "").strip()
+    if not refusal:
+        raise ValueError("empty output")
+    if not refusal_markers(refusal):
+        raise ValueError("not a refusal (no refusal phrase)")
+    if len(refusal.split()) > MAX_REFUSAL_WORDS:
+        raise ValueError(f"too long for a generic refusal ({len(refusal.split())} words; at most {MAX_REFUSAL_WORDS})")
+    return refusal

@@ -8,7 +8,7 @@ from distilabel.steps.tasks import Task
 
 from psychosafe.schemas import Record
 
-from .parsing import parse_critique, parse_user_prompt
+from .parsing import parse_critique, parse_generic_refusal, parse_user_prompt
 from .templates import (
     critique_messages,
     generic_refusal_system_prompt,
@@ -100,10 +100,13 @@ class GenericRefusal(KeepsEarlierMetadata, Task):
 
     @property
     def outputs(self) -> list[str]:
-        return ["baseline_response", "model_name"]
+        return ["baseline_response", "baseline_error", "model_name"]
 
     def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"baseline_response": (output or "").strip() or None}
+        try:
+            return {"baseline_response": parse_generic_refusal(output), "baseline_error": None}
+        except ValueError as exc:
+            return {"baseline_response": None, "baseline_error": str(exc)}
 
 
 class SelfCritique(Task):

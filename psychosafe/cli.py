@@ -52,7 +52,7 @@ def rebuild(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Op
 @app.command()
 def synthesize(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Option(None, help="number of prompts"),
                run_dir: Optional[Path] = RunDirOpt, ray: bool = RayOpt, ray_address: Optional[str] = RayAddressOpt) -> None:
-    """Import seeds, balance them and generate responses (the first half of rebuild)."""
+    """Seeds and synthesized prompts -> responses, baselines, self-critique and revision, judge (rebuild's first half)."""
     from psychosafe.rebuild import DEFAULT_RUNS_DIR
     from psychosafe.rebuild import synthesize as run_synthesize
     from psychosafe.runs import RunFolder

@@ -57,7 +57,7 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
     run.record_stage("generate", seconds=generated.seconds, counts={
         "in": len(records), "kept": len(generated.records), "rejected": len(generated.rejected),
         "generated_now": generated.generated_now, "resumed_from_batches": generated.resumed,
-        "output_tokens": generated.output_tokens})
+        "output_tokens": generated.output_tokens, "baseline_fallbacks": generated.baseline_fallbacks})
     records = generated.records
 
     critiqued = critique_and_revise(records, config.generator, config.critique, run.synthesized / "critique",

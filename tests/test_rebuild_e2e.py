@@ -10,6 +10,7 @@ import datasets
 import pytest
 
 from psychosafe.config import load_rebuild_config
+from psychosafe.curation.checks import refusal_markers
 from psychosafe.rebuild import rebuild
 from psychosafe.schemas import RECORD_FEATURES, default_taxonomy
 
@@ -56,6 +57,11 @@ def test_run_folder_has_every_part_and_stage(run):
     assert synthesis["requested"] == 5 and synthesis["kept"] + sum(synthesis["shortfall"].values()) == 5
     assert synthesis["ok_first_try"] + synthesis["ok_on_retry"] + synthesis["failed"] == 5
     assert stages["generate"]["counts"]["generated_now"] == stages["generate"]["counts"]["in"]
+    # both tasks of the responses pipeline keep their raw output and token counts
+    rows = [json.loads(line) for p in run.path.glob("synthesized/responses/attempt-0/batches/*.jsonl")
+            for line in p.read_text().splitlines()]
+    assert rows and all({"raw_output_respond", "raw_output_baseline", "statistics_respond", "statistics_baseline"}
+                        <= set(r["distilabel_metadata"]) for r in rows)
 
 
 def test_records_have_response_baseline_critique_rounds_and_judge_fields(run):
@@ -65,6 +71,7 @@ def test_records_have_response_baseline_critique_rounds_and_judge_fields(run):
     assert len({r["id"] for r in rows}) == len(rows) >= 8
     for r in rows:
         assert r["response"] and r["baseline_response"] and r["response"] != r["baseline_response"]
+        assert refusal_markers(r["baseline_response"])  # the model's refusal, or the generic one when it gave none
         assert r["generation"]["template_version"] == "response-v1" and r["generation"]["seed"] == 7
         assert r["generation"]["revision_rounds"] in (0, 1)
         assert (r["strategy"] is not None) == (r["label"] == "harmful")

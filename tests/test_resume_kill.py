@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import datasets
 import pytest
@@ -31,17 +32,33 @@ def _batches(run_dir):
     return sorted(run_dir.glob("synthesized/**/batches/batch-*.jsonl"))
 
 
-def _kill_group(pgid: int, timeout: float = 60) -> None:
-    """SIGKILL the process group: the CLI and the distilabel workers and manager it spawned (they outlive a
-    killed parent otherwise), then wait until none is left."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _alive_in_group(pgid: int) -> list[int]:
+    """Processes of the group that are not zombies (a killed orphan stays a zombie until something reaps it)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            os.killpg(pgid, signal.SIGKILL)
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields after the name: state, ppid, pgrp, ...
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def _kill_group(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGKILL the process group: the CLI and the distilabel workers and manager it spawned (they outlive a
+    killed parent otherwise), then wait until none is left running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             return
+        proc.wait()
+        if not _alive_in_group(proc.pid):
+            return
+        assert time.monotonic() < deadline, f"processes {_alive_in_group(proc.pid)} survived SIGKILL"
         time.sleep(0.5)
-    raise AssertionError(f"processes of group {pgid} survived SIGKILL")
 
 
 def test_a_killed_rebuild_resumes_without_redoing_or_duplicating(tmp_path):
@@ -58,8 +75,7 @@ def test_a_killed_rebuild_resumes_without_redoing_or_duplicating(tmp_path):
             assert time.monotonic() < deadline, "no batch written in 15 minutes"
             time.sleep(0.2)
     finally:
-        _kill_group(proc.pid)
-    proc.wait()
+        _kill_group(proc)
     assert proc.returncode == -signal.SIGKILL
     assert not (run_dir / "synthesized" / "dataset").exists()  # it really stopped part way
     finished = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in _batches(run_dir)}

@@ -127,3 +127,23 @@ def test_critique_prompt_names_the_strategy_and_the_verified_resources():
     assert "Green Dot" in system["content"] and '"critique"' in system["content"] and "relevance" in system["content"]
     assert prompt in user["content"] and "I hear you." in user["content"]
     assert "116 123" in system["content"] or "Samaritans" in system["content"] or "Victim Support" in system["content"]
+
+
+def test_bad_synthesis_config_names_the_file_and_fields_before_any_model(write):
+    path = write("bad.yaml", "synthesis: {personas: [pirate], prompts_per_cell: 0}\ncritique: {on_unparsed: ignore}\n")
+    with pytest.raises(InputError) as err:
+        load_rebuild_config(path)
+    message = str(err.value)
+    assert str(path) in message and "synthesis.personas" in message and "pirate" in message
+    assert "synthesis.prompts_per_cell" in message and "critique.on_unparsed" in message
+
+
+def test_a_baseline_must_be_a_short_refusal():
+    from psychosafe.pipelines.parsing import GENERIC_REFUSAL, parse_generic_refusal
+
+    assert parse_generic_refusal(" I'm sorry, but I can't help with that request. ") == "I'm sorry, but I can't help with that request."
+    for output, reason in [("", "empty"), ("Awesome question! Here are some tips.", "not a refusal"),
+                           ("I can't help with that. " + "More words follow. " * 30, "too long")]:
+        with pytest.raises(ValueError, match=reason):
+            parse_generic_refusal(output)
+    assert parse_generic_refusal(GENERIC_REFUSAL) == GENERIC_REFUSAL
