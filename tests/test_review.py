@@ -298,3 +298,14 @@ def test_server_script_adds_an_annotator(server, owner):
     assert added == {"username": "dora", "role": "annotator", "workspace": "argilla"}
     assert "dora" in [u.username for u in owner.workspaces("argilla").users]
     assert server_script.status(server["state_dir"])["running"] is True
+
+
+def test_cli_status_shows_progress_without_the_key(server, tmp_path):
+    push_review(_write_run(tmp_path / "run", _records()), _config(server, dataset="review-cli"), progress=False)
+    env = os.environ | {"ARGILLA_API_URL": server["url"], "ARGILLA_API_KEY": server["api_key"], "COLUMNS": "200"}
+    done = subprocess.run([sys.executable, "-m", "psychosafe.cli", "review", "status", "--dataset", "review-cli"],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "review-cli" in done.stdout and "6 records" in done.stdout
+    assert "suicide_self_harm" in done.stdout and "no responses yet" in done.stdout
+    assert server["api_key"] not in done.stdout + done.stderr
