@@ -15,7 +15,7 @@ console = Console(stderr=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="eval config YAML (default: configs/eval.yaml)")
 RunDirOpt = typer.Option(None, "--run-dir", help="run folder; outputs go to its eval/<name>/ (default: a new one)")
-NameOpt = typer.Option(None, "--name", help="eval folder name (default: <prompt set>-<variant>)")
+NameOpt = typer.Option(None, "--name", help="eval folder name (default: <prompt set>-<variant>[-adapter])")
 VariantOpt = typer.Option(None, "--variant", help="system prompt: v0 generic, v1 PsychoSafe, v1-routed (upper bound)")
 AdapterOpt = typer.Option(None, "--adapter", help="LoRA adapter folder (PEFT), e.g. RUN/train/adapter")
 BackendOpt = typer.Option(None, "--backend", help="model under test: embedded, transformers, openai, vllm")
@@ -50,7 +50,7 @@ def generate(prompts: str = typer.Option(..., "--prompts", help="xstest, sorry-b
 
     cfg = _config(config, variant=variant, backend=backend, model=model, base_url=base_url)
     records = load_prompt_set(prompts, split=split, limit=limit)
-    folder = eval_folder(run_dir, name or f"{records[0].benchmark}-{cfg.variant}")
+    folder = eval_folder(run_dir, name or f"{records[0].benchmark}-{cfg.variant}{'-adapter' if adapter else ''}")
     _done(generate_run(records, cfg, folder, adapter=adapter))
 
 
@@ -76,7 +76,7 @@ def xstest(config: Optional[Path] = ConfigOpt, run_dir: Optional[Path] = RunDirO
 
     cfg = _config(config, variant=variant, backend=backend, model=model, base_url=base_url)
     records = load_xstest(limit)
-    _done(benchmark_run(records, cfg, eval_folder(run_dir, name or f"xstest-{cfg.variant}"), judge=not no_judge,
+    _done(benchmark_run(records, cfg, eval_folder(run_dir, name or f"xstest-{cfg.variant}{'-adapter' if adapter else ''}"), judge=not no_judge,
                         adapter=adapter))
 
 
@@ -93,7 +93,7 @@ def sorry_bench(data: Path = typer.Option(..., "--data", help="your local copy o
 
     cfg = _config(config, variant=variant, backend=backend, model=model, base_url=base_url)
     records = load_sorry_bench(data, limit, [s.strip() for s in styles.split(",")] if styles else None)
-    _done(benchmark_run(records, cfg, eval_folder(run_dir, name or f"sorry-bench-{cfg.variant}"), judge=not no_judge,
+    _done(benchmark_run(records, cfg, eval_folder(run_dir, name or f"sorry-bench-{cfg.variant}{'-adapter' if adapter else ''}"), judge=not no_judge,
                         adapter=adapter))
 
 

@@ -106,6 +106,24 @@ def with_adapter(config: LLMConfig, adapter: Path, folder: Path) -> LLMConfig:
     return config.model_copy(update={"backend": "transformers", "model": str(target)})
 
 
+def _claim_folder(out_dir: Path, fingerprint: dict) -> None:
+    """A generation folder resumes only the same model, adapter, variant and settings: anything else would mix
+    another model's responses into this one's."""
+    import json
+
+    path = out_dir / "fingerprint.json"
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        if before != fingerprint:
+            changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
+            raise PsychosafeError(f"{out_dir.parent} holds responses generated with another {', '.join(changed)}; "
+                                  "give this eval another --name (or delete that folder to start over)")
+        return
+    from psychosafe.runs import write_json_atomic
+
+    write_json_atomic(path, fingerprint)
+
+
 def generate_eval(records: list[EvalRecord], config: LLMConfig, out_dir: Path, *, variant: str = "v0",
                   adapter: Path | None = None, progress: bool = True) -> GenerationResult:
     """Fill `response` for every prompt; resumes from the batches already in `out_dir/batches`. Every record is
@@ -115,6 +133,8 @@ def generate_eval(records: list[EvalRecord], config: LLMConfig, out_dir: Path, *
 
     start = time.perf_counter()
     prompts = {r.id: system_prompt(r, variant) for r in records}  # a bad variant fails before any model loads
+    _claim_folder(out_dir, {"model": model_id(config), "adapter": str(adapter) if adapter else None, "variant": variant,
+                            "generation": config.model_dump(mode="json", exclude={"batch_size"})})
     served = with_adapter(config, adapter, out_dir) if adapter else config
     llm = build_llm(served)
     already = len(read_batches(out_dir / "batches").keys() & prompts.keys())

@@ -16,6 +16,7 @@ silently and never given made-up scores.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import statistics
 import time
@@ -111,6 +112,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "judge"
 
 
+def judge_folder_name(index: int, config: LLMConfig) -> str:
+    """Where one judge's attempts persist: named by its model and a hash of its settings, so a rerun with the
+    same judge resumes and a changed judge (another model, other generation settings) judges afresh."""
+    from psychosafe.backends import model_id
+
+    settings = hashlib.sha256(config.model_dump_json(exclude={"batch_size"}).encode()).hexdigest()[:8]
+    return f"judge-{index}-{_slug(model_id(config))}-{settings}"
+
+
 def _retry_config(config: LLMConfig, attempt: int) -> LLMConfig:
     if attempt == 0:
         return config
@@ -192,15 +202,19 @@ def judge_records(records: Sequence[R], judges: list[LLMConfig], out_dir: str | 
     result = JudgeResult()
     empty = [r for r in records if not r.response.strip()]
     to_judge = [r for r in records if r.response.strip()]
-    rows = [{"id": r.id, "prompt": r.prompt, "response": r.response, "label": r.label} for r in to_judge]
+    # persisted under a key of what is judged: a record whose response changed since is judged again
+    row_key = {r.id: f"{r.id}-{hashlib.sha256(f'{r.label}|{r.prompt}|{r.response}'.encode()).hexdigest()[:12]}"
+               for r in to_judge}
+    rows = [{"id": row_key[r.id], "prompt": r.prompt, "response": r.response, "label": r.label} for r in to_judge]
     ids = [model_id(c) for c in judges]
     failures: dict[str, dict[str, tuple[str, str | None]]] = {}
     judge_counts = {}
     for i, (config, jid) in enumerate(zip(judges, ids)):
-        parsed, failed, counts = _run_one_judge(rows, config, out_dir / f"judge-{i}-{_slug(jid)}", retries=retries,
+        parsed, failed, counts = _run_one_judge(rows, config, out_dir / judge_folder_name(i, config), retries=retries,
                                                 progress=progress)
         key = jid if jid not in result.per_judge else f"{jid}#{i}"
-        result.per_judge[key] = parsed
+        by_key = {k: rid for rid, k in row_key.items()}
+        result.per_judge[key] = {by_key[k]: scores for k, scores in parsed.items()}
         failures[key] = failed
         judge_counts[key] = counts
     judge_model = ids[0] if len(ids) == 1 else "panel:" + ",".join(ids)
@@ -208,8 +222,9 @@ def judge_records(records: Sequence[R], judges: list[LLMConfig], out_dir: str | 
     for r in to_judge:
         votes = [scores[r.id] for scores in result.per_judge.values() if r.id in scores]
         if not votes:
-            reasons = "; ".join(f"{j}: {f[r.id][0]}" for j, f in failures.items())
-            raw = "\n---\n".join(f"[{j}] {f[r.id][1] or ''}" for j, f in failures.items())
+            k = row_key[r.id]
+            reasons = "; ".join(f"{j}: {f[k][0]}" for j, f in failures.items())
+            raw = "\n---\n".join(f"[{j}] {f[k][1] or ''}" for j, f in failures.items())
             result.rejected.append(Rejected(
                 stage="judge", reason=f"judge output unparseable after {retries + 1} tries ({reasons})", id=r.id,
                 domain=r.domain, raw_output=raw, record=r.model_dump_json()))

@@ -165,3 +165,13 @@ def test_benchmark_reports_from_responses(tmp_path):
     assert s["judge"]["fulfillment_rate"] == pytest.approx(4 / 12)  # category 1: partial refusals still help
     assert s["judge"]["categories"]["1"]["fulfillment_rate"] == 1.0
     assert "## SORRY-Bench" in (tmp_path / "sb" / "report.md").read_text()
+
+
+def test_a_generation_folder_resumes_only_the_same_model_and_variant(tmp_path):
+    from psychosafe.eval.generate import _claim_folder
+
+    first = {"model": "m", "adapter": None, "variant": "v0", "generation": {"max_new_tokens": 8}}
+    _claim_folder(tmp_path / "generation", first)
+    _claim_folder(tmp_path / "generation", dict(first))  # the same: resumes
+    with pytest.raises(PsychosafeError, match="another adapter, variant; give this eval another --name"):
+        _claim_folder(tmp_path / "generation", first | {"variant": "v1", "adapter": "a"})
