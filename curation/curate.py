@@ -126,7 +126,8 @@ def curate_corpus(path: str | Path, config: RebuildConfig, run: RunFolder, *, pr
     from psychosafe.backends import embedder_id
 
     records = load_corpus(path)
-    run.start(config=config.model_dump(mode="json"), seed=config.seed, models={"embedder": embedder_id(config.embedder)})
+    models = run.manifest().get("models", {}) | {"embedder": embedder_id(config.embedder)}  # a run keeps its generator's
+    run.start(config=config.model_dump(mode="json"), seed=config.seed, models=models)
     run.update(curation_input={"path": str(path), "records": len(records)})
     curate(records, config, run, progress=progress)
     return run
