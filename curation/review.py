@@ -717,6 +717,8 @@ def write_review_report(folder: Path, merged: MergeResult, summary: dict, detail
     fig.savefig(folder / "review.png", dpi=100)
     plt.close(fig)
 
+    waiting = sum(1 for r in records if r.review.status == "pending" and r.review.annotator_count < details["min_submitted"])
+
     def fmt(a: dict) -> str:
         return "undefined" if a["value"] is None else f"{a['value']:.3f}"
 
@@ -724,7 +726,8 @@ def write_review_report(folder: Path, merged: MergeResult, summary: dict, detail
           f"- Dataset `{details['dataset']}` in workspace `{details['workspace']}`; rule **{summary['rule']}**, "
           f"{details['min_submitted']} submitted response(s) needed per record",
           f"- Annotators: {summary['annotators']} ({', '.join(details['annotators']) or 'none yet'})",
-          "- Statuses: " + ", ".join(f"{k} **{v}**" for k, v in summary["statuses"].items()),
+          "- Statuses: " + ", ".join(f"{k} **{v}**" for k, v in summary["statuses"].items())
+          + f" (pending: {waiting} awaiting answers, {summary['statuses']['pending'] - waiting} answered but undecided)",
           f"- Queue records not in this run: {details['not_in_run']}",
           "- The merged dataset is in `review/dataset` (same splits and features as `curated/`, which is unchanged); "
           "an edited record keeps the old response in `review.original_response`.", ""]

@@ -197,6 +197,7 @@ def test_push_annotate_pull(server, owner, tmp_path):
                       (records[2].id, "references"), (records[3].id, "grounding"), (records[3].id, "decision")}
     report = (run.review / "report.md").read_text()
     assert "## Agreement" in report and "0.609" in report and (run.review / "review.png").stat().st_size > 1000
+    assert "pending: 2 awaiting answers, 1 answered but undecided" in report
 
     # Pushing again makes no duplicates; a newer run updates changed records and keeps their annotations.
     again = push_review(run, config, progress=False)
