@@ -64,11 +64,16 @@ def train_run(config: TrainConfig, run_dir: str | Path, *, config_file: str | Pa
     from .progress import TokenMeter
     from .trainers import build_trainer
 
+    from accelerate import PartialState
+
     out = run.train
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-    write_json_atomic(out / "plan.json", plan.as_dict())
-    resume = _checkpoint_to_resume(out / "checkpoints", config.resume_key())
+    with PartialState().main_process_first():  # under `accelerate launch`, the main process sets the folder up
+        if PartialState().is_main_process:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
+                                             encoding="utf-8")
+            write_json_atomic(out / "plan.json", plan.as_dict())
+        resume = _checkpoint_to_resume(out / "checkpoints", config.resume_key())
 
     model = load_base_model(plan.base_model, config.model, config.training, quantized=plan.quantization == "4bit")
     tokenizer = load_tokenizer(plan.base_model, config.model)
