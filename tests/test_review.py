@@ -259,7 +259,8 @@ def test_cli_prints_a_message_not_a_traceback(tmp_path):
 def test_concurrent_annotators_lose_no_response(server, owner, tmp_path):
     """Two annotators answering the same records at the same moment: the search index (which Argilla's
     progress figures come from) keeps both responses. (With SQLite the server happens to serialise these
-    writes, so this does not force a version conflict in the engine; it guards the end result.)"""
+    writes, so this does not force a version conflict in the engine; it guards the end result. The conflict
+    path itself is forced in test_engine_read_modify_write_survives_version_conflicts.)"""
     import threading
 
     from argilla._models import UserResponseModel
@@ -310,3 +311,37 @@ def test_cli_status_shows_progress_without_the_key(server, tmp_path):
     assert "review-cli" in done.stdout and "6 records" in done.stdout
     assert "suicide_self_harm" in done.stdout and "no responses yet" in done.stdout
     assert server["api_key"] not in done.stdout + done.stderr
+
+
+ENGINE_CHECK = r"""
+import asyncio, importlib.util, sys
+spec = importlib.util.spec_from_file_location("argilla_engine", sys.argv[1])
+engine_module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(engine_module)
+
+async def main():
+    engine = engine_module.OsmemSearchEngine(config={"hosts": [sys.argv[2]]}, number_of_shards=1, number_of_replicas=0)
+    await engine.client.indices.create(index="conflicts", body={})
+    await engine.client.index(index="conflicts", id="doc", body={"responses": []}, refresh=True)
+
+    def append(i):
+        return lambda source: source["responses"].append({"id": str(i)})
+
+    # all ten read the same version before any writes: nine must retry on the version conflict
+    await asyncio.gather(*[engine._modify_document("conflicts", "doc", append(i)) for i in range(10)])
+    doc = await engine.client.get(index="conflicts", id="doc")
+    print(sorted(int(r["id"]) for r in doc["_source"]["responses"]))
+    await engine.close()
+
+asyncio.run(main())
+"""
+
+
+def test_engine_read_modify_write_survives_version_conflicts(server):
+    """The osmem engine's replacement for scripted updates, run in the server's own virtualenv against its
+    osmem: ten concurrent changes to one document all land."""
+    python = server_script.server_venv() / "bin" / "python"
+    done = subprocess.run([str(python), "-c", ENGINE_CHECK, str(REPO / "scripts" / "argilla_engine.py"),
+                           f"http://127.0.0.1:{server['ports']['osmem']}"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(list(range(10)))
