@@ -27,12 +27,14 @@ def plan_strategies(records: list[Record]) -> list[Record]:
 
 @on_configured_executor  # every pipeline below runs locally or on Ray, as config.executor says
 def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) -> list[Record]:
-    """Import seeds, dedup and balance them, and generate responses; saves `synthesized/dataset`."""
+    """Seeds and synthesized prompts -> responses and baselines -> self-critique and revision -> judge; saves
+    `synthesized/dataset`. Every model phase resumes from its persisted batches."""
     from psychosafe.pipelines import critique_and_revise, generate_responses, import_seeds, judge_records
 
     t = time.perf_counter()
     imported = import_seeds(config.seeds)  # bad input fails here, before any model loads
-    check_llm(config.generator)
+    for llm in [config.generator, *judges_of(config)]:
+        check_llm(llm)  # a missing model fails here too, before any work
     run.start(config=config.model_dump(mode="json"), seed=config.seed,
               models={"generator": model_id(config.generator), "embedder": embedder_id(config.embedder),
                       "judges": [model_id(j) for j in judges_of(config)]})

@@ -1,6 +1,7 @@
 """Kill a real `psychosafe rebuild` with SIGKILL part way, start it again on the same run folder, and check
 that it finishes without redoing finished batches and without duplicating or losing records."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -33,16 +34,11 @@ def _batches(run_dir):
 
 
 def _alive_in_group(pgid: int) -> list[int]:
-    """Processes of the group that are not zombies (a killed orphan stays a zombie until something reaps it)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":  # fields after the name: state, ppid, pgrp, ...
-            alive.append(int(stat.parent.name))
-    return alive
+    """Processes of the group that are not zombies: the vLLM server script already knows how to list them."""
+    spec = importlib.util.spec_from_file_location("vllm_server", Path(__file__).parent.parent / "scripts" / "vllm_server.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script._group(pgid)
 
 
 def _kill_group(proc: subprocess.Popen, timeout: float = 60) -> None:
