@@ -133,7 +133,9 @@ def test_push_annotate_pull(server, owner, tmp_path):
     assert len(first_stored.vectors["prompt_embedding"]) == 384
     similar = list(dataset.records(query=__import__("argilla").Query(
         similar=__import__("argilla").Similar(name="prompt_embedding", value=first_stored.vectors["prompt_embedding"]))))
-    assert similar  # the osmem engine's brute-force similarity search answers
+    # the osmem engine's brute-force cosine search: the record's own vector ranks it first, with score 1
+    assert len(similar) == 6 and similar[0][0].id == first_stored.id and similar[0][1] == pytest.approx(1.0)
+    assert [score for _, score in similar] == sorted((score for _, score in similar), reverse=True)
 
     # two annotators answer through the SDK (an annotator may only post responses, not list records)
     server_ids = {r.id: r._server_id for r in stored.values()}
