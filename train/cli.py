@@ -23,11 +23,14 @@ def train(run_dir: Path = typer.Option(..., "--run-dir", help="a run folder with
 
     config_file = config or DEFAULT_TRAIN_CONFIG
     cfg = load_train_config(config_file, max_steps=max_steps)
-    result = train_run(cfg, run_dir, config_file=config_file, dry_run=dry_run)
-    table = Table("plan", "", show_header=False, title="dry run: nothing trained" if dry_run else "training plan")
-    for what, value in result.plan.rows():
-        table.add_row(what, value)
-    Console().print(table)
+
+    def print_plan(plan) -> None:
+        table = Table("plan", "", show_header=False, title="dry run: nothing trained" if dry_run else "training plan")
+        for what, value in plan.rows():
+            table.add_row(what, value)
+        Console().print(table)
+
+    result = train_run(cfg, run_dir, config_file=config_file, dry_run=dry_run, on_plan=print_plan)
     if result.output:
         s = result.summary
         console.print(f"[green]done[/green]: {s['steps']} steps, train loss {s['first_train_loss']:.4f} -> "

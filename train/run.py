@@ -15,6 +15,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -52,11 +53,14 @@ def _checkpoint_to_resume(folder: Path, key: str) -> str | None:
 
 
 def train_run(config: TrainConfig, run_dir: str | Path, *, config_file: str | Path = "train config",
-              dry_run: bool = False) -> TrainResult:
-    """Train a LoRA adapter on a run's curated dataset (or just plan it, with `dry_run`)."""
+              dry_run: bool = False, on_plan: Callable[[TrainPlan], None] | None = None) -> TrainResult:
+    """Train a LoRA adapter on a run's curated dataset (or just plan it, with `dry_run`); `on_plan` sees the plan
+    before any weights load (the CLI prints it)."""
     started = time.perf_counter()
     run = RunFolder(run_dir)
     plan, data = build_plan(config, run, config_file=config_file)
+    if on_plan:
+        on_plan(plan)
     if dry_run:
         return TrainResult(plan=plan)
 
