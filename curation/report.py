@@ -100,6 +100,8 @@ def _plot_similarity(analysis: CurationAnalysis, path: Path) -> None:
                                         (axes[1], analysis.response_nearest, analysis.collapse_threshold, "responses")):
         if len(values):
             ax.hist(values, bins=50, range=(min(0.0, float(values.min())), 1.0), color="tab:blue")
+        else:
+            ax.text(0.5, 0.5, f"no {what} to compare", ha="center", va="center", transform=ax.transAxes)
         if threshold is not None:
             ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold}")
             ax.legend()
