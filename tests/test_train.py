@@ -151,6 +151,20 @@ def test_dry_run_plans_without_training(tmp_path):
     assert plan.trainable_parameters == 30 * per_layer
     assert plan.dataset_run == "run-1" and plan.tokens["no_answer"] == 0
     assert not run.train.exists() and result.output is None
+    packed = train_run(tiny_config(packing=True, max_length=160), run.path, dry_run=True).plan
+    assert packed.sequences < packed.train_examples and any("packing: 6 examples into" in n for n in packed.notes)
+
+
+def test_planned_packing_matches_trl_best_fit_decreasing():
+    import random
+
+    from trl.data_utils import pack_dataset
+
+    from psychosafe.train.plan import packed_sequences
+
+    lengths = [random.Random(i).randint(5, 300) for i in range(200)]
+    rows = datasets.Dataset.from_dict({"input_ids": [[1] * n for n in lengths], "labels": [[1] * n for n in lengths]})
+    assert packed_sequences(lengths, 256) == len(pack_dataset(rows, 256, "bfd")) < len(lengths)
 
 
 def test_plan_counts_examples_whose_answer_max_length_cuts_off(tmp_path):

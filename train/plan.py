@@ -3,6 +3,7 @@ it; a real run writes it next to the adapter. Building it reads configs and toke
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -82,6 +83,20 @@ def example_lengths(data: TrainingData, tokenizer) -> list[tuple[int, int]]:
             for row in data.train]
 
 
+def packed_sequences(lengths: list[int], max_length: int) -> int:
+    """How many sequences TRL's best-fit-decreasing packing makes: each example, longest first, goes into the
+    open sequence with the least room that still fits it, or starts a new one."""
+    room: list[int] = []  # free tokens per open sequence, kept sorted
+    for n in sorted((min(n, max_length) for n in lengths), reverse=True):
+        i = bisect.bisect_left(room, n)
+        if i < len(room):
+            left = room.pop(i) - n
+        else:
+            left = max_length - n
+        bisect.insort(room, left)
+    return len(room)
+
+
 def dataset_folder(config: TrainConfig, run: RunFolder) -> Path:
     return Path(config.data.dataset) if config.data.dataset else run.curated
 
@@ -103,7 +118,7 @@ def build_plan(config: TrainConfig, run: RunFolder, *, config_file: str | Path =
                                       f"(prompts take {min(prompt_lengths)}-{max(prompt_lengths)} tokens)",
                          where="training.max_length")
     clipped = [min(n, t.max_length) for n in lengths]
-    sequences = math.ceil(sum(clipped) / t.max_length) if t.packing else len(lengths) - no_answer
+    sequences = packed_sequences(list(lengths), t.max_length) if t.packing else len(lengths) - no_answer
     world = int(os.environ.get("WORLD_SIZE", "1"))
     batches = math.ceil(sequences / (t.per_device_batch_size * world))
     per_epoch = max(batches // t.gradient_accumulation_steps + int(batches % t.gradient_accumulation_steps > 0), 1)
@@ -115,7 +130,8 @@ def build_plan(config: TrainConfig, run: RunFolder, *, config_file: str | Path =
     if no_answer:
         notes.append(f"{no_answer} example(s) keep no answer tokens within max_length {t.max_length}: TRL drops them")
     if t.packing:
-        notes.append("sequence count with packing is an estimate (sum of tokens / max_length)")
+        notes.append(f"packing: {len(lengths)} examples into {sequences} sequences of up to {t.max_length} tokens "
+                     f"({sum(clipped) / (sequences * t.max_length):.0%} filled)")
     plan = TrainPlan(
         method=config.method, base_model=base, quantization="4bit" if quantized else "none",
         precision=precision(t), system_prompt=config.data.system_prompt, dataset=str(data.source),
