@@ -62,9 +62,12 @@ def benchmark_rows(n: int, seed: int = 0) -> list[dict]:
 
 def chats(rows: list[dict], llm) -> list[list[dict]]:
     """The chat messages the pipeline's task sends for each row (its own format_input, not a copy)."""
+    from distilabel.pipeline import Pipeline
+
     from psychosafe.pipelines import PsychoSafeResponse
 
-    task = PsychoSafeResponse(name="respond", llm=llm)
+    with Pipeline(name="bench-chats"):  # never run: only gives the task the context it expects
+        task = PsychoSafeResponse(name="respond", llm=llm)
     return [task.format_input(row) for row in rows]
 
 
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         for i in range(args.repeat):
             raw = run_raw(model_dir, messages, args.batch_size, args.max_new_tokens)
+            print(f"round {i + 1}: raw transformers {raw['steady_tok_per_s']:.1f} tok/s steady", file=sys.stderr)
             pipe = run_pipeline(rows, llm, args.batch_size, work / f"pipeline-{i}")
             round_ = {"raw": {k: v for k, v in raw.items() if k != "texts"},
                       "pipeline": {k: v for k, v in pipe.items() if k != "texts"},

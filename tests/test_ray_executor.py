@@ -98,6 +98,7 @@ def test_rebuild_on_a_local_ray_gives_the_records_of_the_local_executor(write, t
                  "name: tiny\nseed: 5\ntarget: 4\nbenign_fraction: 0.25\n"
                  "generator: {backend: embedded, max_new_tokens: 16, temperature: 0, batch_size: 4, seed: 5}\n"
                  "synthesis: {synthetic_fraction: 0}\ncritique: {max_rounds: 0}\nretries: 0\non_unjudged: keep\n"
+                 "judges: [{backend: embedded, max_new_tokens: 8, temperature: 0, batch_size: 4}]\n"
                  "llm_resources: {cpus: 2}\n"
                  "curation: {on_refusal_mismatch: flag, splits: {validation_per_domain: 0, test_per_domain: 0}}\n")
     local = rebuild(load_rebuild_config(path), tmp_path / "local", progress=False)
