@@ -233,12 +233,24 @@ def test_dpo_runs_a_step_with_baseline_as_rejected(tmp_path):
     run = make_run(tmp_path)
     config = TrainConfig.model_validate(tiny_config(examples=1, max_steps=1, per_device_batch_size=1).model_dump()
                                         | {"method": "dpo"})
-    config.data.eval_split = None
+    config.data.eval_split, config.outputs.merge = None, True
     result = train_run(config, run.path)
     assert result.summary["steps"] == 1 and result.plan.train_examples == 1
     logged = [json.loads(line) for line in (result.output / "log.jsonl").read_text().splitlines()]
     assert any("rewards/chosen" in entry or "rewards/margins" in entry for entry in logged)
     assert (result.adapter / "adapter_config.json").is_file()
+
+    # the merged folder is a plain model that computes what base + adapter computes
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from psychosafe.train import load_trained
+
+    tuned, tokenizer = load_trained(result.adapter)
+    merged = AutoModelForCausalLM.from_pretrained(result.summary["merged"], dtype=torch.float32).eval()
+    ids = tokenizer("I feel like giving up.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(tuned(ids).logits, merged(ids).logits, atol=1e-4)
 
 
 # -- the shipped configs and the command line ---------------------------------------------------------
