@@ -85,9 +85,13 @@ def model_init_kwargs(settings: ModelSettings, training: TrainingSettings, *, qu
         from transformers import BitsAndBytesConfig
 
         compute = torch.bfloat16 if precision(training) == "bf16" else torch.float16
+        from accelerate import PartialState
+
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=compute)
+        # a 4-bit model cannot be moved after loading: each process loads it onto its own GPU
+        kwargs["device_map"] = {"": PartialState().local_process_index}
     return kwargs
 
 
