@@ -20,7 +20,7 @@ from .steps import StepResult, best_first, reject
 
 def detect_template_collapse(records: list[Record], vectors: np.ndarray, *, threshold: float, min_group: int,
                              action: str = "flag", method: str = "auto", ann_above: int = 20000,
-                             nprobe: int = 16, name: str = "template_collapse") -> StepResult:
+                             nprobe: int = 8, name: str = "template_collapse") -> StepResult:
     """`vectors`: response embeddings, one per record. Records without a response take no part."""
     answered = [k for k, r in enumerate(records) if r.response.strip()]
     pairs = similar_pairs(vectors[answered], threshold, method=method, ann_above=ann_above, nprobe=nprobe) \

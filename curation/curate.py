@@ -68,7 +68,7 @@ def curate(records: list[Record], config: RebuildConfig, run: RunFolder, *, prog
     if cur.dedup.enabled:
         t = time.perf_counter()
         result = dedup_semantic(records, vectors["prompt"], threshold=cur.dedup.threshold, name="prompt_dedup_semantic",
-                                **search)
+                                progress=progress, **search)
         kept_rows = _rows_kept(records, result.kept)
         vectors = {kind: v[kept_rows] for kind, v in vectors.items()}
         records = record_step(run, result, t)

@@ -48,13 +48,14 @@ def resolve_duplicates(n: int, pairs: Pairs, order: list[int]) -> dict[int, tupl
 
 
 def dedup_semantic(records: list[Record], vectors: np.ndarray, *, threshold: float, method: str = "auto",
-                   ann_above: int = 20000, nprobe: int = 16, name: str = "dedup_semantic") -> StepResult:
+                   ann_above: int = 20000, nprobe: int = 8, name: str = "dedup_semantic",
+                   progress: bool = False) -> StepResult:
     """Prompts of the same label whose cosine similarity reaches `threshold` collapse to the best-scored one
     (ties by id). Benign contrast prompts are compared only with benign ones: they are written to look like
     harmful prompts, and removing them would teach a model to refuse the safe twin."""
     n = len(records)
     used = choose_method(n, method, ann_above)
-    pairs = similar_pairs(vectors, threshold, method=used, nprobe=nprobe)
+    pairs = similar_pairs(vectors, threshold, method=used, nprobe=nprobe, progress=progress)
     labels = np.array([r.label for r in records])
     pairs = pairs.keep(labels[pairs.i] == labels[pairs.j]) if len(pairs) else pairs
     order = sorted(range(n), key=lambda k: best_first(records[k]))

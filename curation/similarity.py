@@ -40,6 +40,14 @@ class Pairs:
         return Pairs(self.i[mask], self.j[mask], self.similarity[mask])
 
 
+def _bar(progress: bool, label: str, total: int):
+    """A rich progress bar over the blocks or lists of a search (hidden unless asked for)."""
+    from rich.progress import Progress
+
+    bar = Progress(disable=not progress, transient=True)
+    return bar, bar.add_task(label, total=total)
+
+
 def _sorted_pairs(i: np.ndarray, j: np.ndarray, s: np.ndarray) -> Pairs:
     lo, hi = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
     keep = lo != hi
@@ -53,18 +61,21 @@ def _sorted_pairs(i: np.ndarray, j: np.ndarray, s: np.ndarray) -> Pairs:
     return Pairs(lo, hi, s)
 
 
-def pairs_exact(vectors: np.ndarray, threshold: float) -> Pairs:
+def pairs_exact(vectors: np.ndarray, threshold: float, *, progress: bool = False) -> Pairs:
     n = len(vectors)
     block = max(1, min(n, BLOCK_BYTES // (4 * max(n, 1))))
     found_i, found_j, found_s = [], [], []
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        sims = vectors[start:stop] @ vectors[start:].T  # upper triangle only: columns from `start`
-        rows, cols = np.nonzero(sims >= threshold)
-        keep = cols + start > rows + start
-        found_i.append(rows[keep] + start)
-        found_j.append(cols[keep] + start)
-        found_s.append(sims[rows[keep], cols[keep]])
+    bar, task = _bar(progress, "similar prompts (exact)", n)
+    with bar:
+        for start in range(0, n, block):
+            stop = min(n, start + block)
+            sims = vectors[start:stop] @ vectors[start:].T  # upper triangle only: columns from `start`
+            rows, cols = np.nonzero(sims >= threshold)
+            keep = cols + start > rows + start
+            found_i.append(rows[keep] + start)
+            found_j.append(cols[keep] + start)
+            found_s.append(sims[rows[keep], cols[keep]])
+            bar.advance(task, stop - start)
     if not found_i:
         return Pairs.empty()
     return _sorted_pairs(np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s))
@@ -89,7 +100,7 @@ def build_ivf_index(vectors: np.ndarray, *, nprobe: int, seed: int = 0):
     return index
 
 
-def pairs_faiss(vectors: np.ndarray, threshold: float, *, nprobe: int = 16, seed: int = 0) -> Pairs:
+def pairs_faiss(vectors: np.ndarray, threshold: float, *, nprobe: int = 8, seed: int = 0, progress: bool = False) -> Pairs:
     """Inverted lists as in faiss IVF: k-means lists (faiss), each vector stored in its nearest list and compared
     with the members of its `nprobe` nearest lists. The comparison is a matrix product per list (all the
     vectors probing it against its members), which runs at BLAS speed, unlike a per-query list scan."""
@@ -107,17 +118,18 @@ def pairs_faiss(vectors: np.ndarray, threshold: float, *, nprobe: int = 16, seed
     members = _group_by(probes[:, 0], nlist)
     askers = _group_by(probes.ravel(), nlist, repeat=nprobe)
     found_i, found_j, found_s = [], [], []
-    for lst in range(nlist):
-        m, q = members[lst], askers[lst]
-        if len(m) == 0 or len(q) == 0:
-            continue
-        for start in range(0, len(q), FAISS_QUERY_BATCH):
-            qq = q[start:start + FAISS_QUERY_BATCH]
-            sims = vectors[qq] @ vectors[m].T
-            r, c = np.nonzero(sims >= threshold)
-            found_i.append(qq[r])
-            found_j.append(m[c])
-            found_s.append(sims[r, c])
+    bar, task = _bar(progress, "similar prompts (inverted lists)", nlist)
+    with bar:
+        for lst in range(nlist):
+            m, q = members[lst], askers[lst]
+            for start in range(0, len(q) if len(m) else 0, FAISS_QUERY_BATCH):
+                qq = q[start:start + FAISS_QUERY_BATCH]
+                sims = vectors[qq] @ vectors[m].T
+                r, c = np.nonzero(sims >= threshold)
+                found_i.append(qq[r])
+                found_j.append(m[c])
+                found_s.append(sims[r, c])
+            bar.advance(task)
     if not found_i:
         return Pairs.empty()
     return _sorted_pairs(np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s))
@@ -136,17 +148,17 @@ def choose_method(n: int, method: Literal["auto", "exact", "faiss"], ann_above: 
 
 
 def similar_pairs(vectors: np.ndarray, threshold: float, *, method: Literal["auto", "exact", "faiss"] = "auto",
-                  ann_above: int = 20000, nprobe: int = 16) -> Pairs:
-    """Every pair i < j of unit vectors with cosine >= threshold (within the index's recall for faiss)."""
+                  ann_above: int = 20000, nprobe: int = 8, progress: bool = False) -> Pairs:
+    """Every pair i < j of unit vectors with cosine >= threshold (within the lists' recall for faiss)."""
     if len(vectors) < 2:
         return Pairs.empty()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if choose_method(len(vectors), method, ann_above) == "faiss":
-        return pairs_faiss(vectors, threshold, nprobe=nprobe)
-    return pairs_exact(vectors, threshold)
+        return pairs_faiss(vectors, threshold, nprobe=nprobe, progress=progress)
+    return pairs_exact(vectors, threshold, progress=progress)
 
 
-def nearest_similarity(vectors: np.ndarray, *, method: str = "exact", nprobe: int = 16) -> np.ndarray:
+def nearest_similarity(vectors: np.ndarray, *, method: str = "exact", nprobe: int = 8) -> np.ndarray:
     """Each vector's cosine similarity to its nearest other vector (for the report's distribution)."""
     n = len(vectors)
     if n < 2:

@@ -41,7 +41,7 @@ def split_by_domain(records: list[Record], *, validation_per_domain: int, test_p
 
 
 def prevent_leakage(splits: dict[str, list[Record]], vectors: dict[str, "np.ndarray"], *, threshold: float,
-                    method: str = "auto", ann_above: int = 20000, nprobe: int = 16) -> tuple[dict[str, list[Record]], dict]:
+                    method: str = "auto", ann_above: int = 20000, nprobe: int = 8) -> tuple[dict[str, list[Record]], dict]:
     """No near-duplicate prompt across splits. Prompts joined by a chain of pairs at `threshold` or above form
     a group; a group spanning several splits has its held-out members moved into train, so what a model is
     scored on never paraphrases what it was trained on. Returns the new splits and what was found and moved.
