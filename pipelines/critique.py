@@ -72,8 +72,9 @@ def critique_and_revise(records: list[Record], generator: LLMConfig, config: Cri
                 counts["critique_unparsed"] += 1
                 continue
             row = crit.done[rid]
-            critique = row.get("critique") or ""
-            current[rid] = record.model_copy(update={"critique": critique or None})
+            # a passing answer may say nothing to improve: its scores then stand as the critique
+            critique = row.get("critique") or f"meets the rubric thresholds: {row['critique_scores']}"
+            current[rid] = record.model_copy(update={"critique": critique})
             if meets_thresholds(json.loads(row["critique_scores"]), record.label):
                 counts["met_thresholds"] += 1
             else:
