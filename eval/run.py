@@ -2,7 +2,8 @@
 
 ```
 manifest.json      config, versions, models, seconds and counts per step
-generation/        persisted generation batches (a rerun resumes), and a merged adapter model if any
+generation/        persisted generation batches (a rerun resumes), fingerprint.json (model, adapter, variant and
+                   settings: a rerun with others is refused), and a merged adapter model if any
 generated/         the prompts with responses (datasets save_to_disk; generated.parquet beside it)
 judge/             persisted judge attempts, per judge
 judged/            the judged records: scores, rule-based checks, string-match class

@@ -6,8 +6,9 @@ self-critique uses) and its parsing is parsing.validate_scores, so judge, critiq
 cannot drift apart.
 
 Retries: only the rows whose answer did not parse are judged again, in a new attempt folder
-(`<out>/<judge>/attempt-<n>/`), each attempt persisted batch by batch through `run_persisted`, so a killed
-run resumes at the attempt it was in. This costs nothing for rows that parsed, unlike sampling
+(`<out>/judge-<i>-<model>-<settings hash>/attempt-<n>/`), each attempt persisted batch by batch through
+`run_persisted`, so a killed run resumes at the attempt it was in; rows are persisted under a hash of what is
+judged, so a changed response is judged afresh. This costs nothing for rows that parsed, unlike sampling
 `num_generations` answers for every row. A retry samples with a new seed and a temperature of at least
 RETRY_TEMPERATURE: a greedy judge would only repeat the answer that failed. A row still unparseable after
 the last attempt is set aside with the judge's raw output and the reason; it is counted, never dropped
