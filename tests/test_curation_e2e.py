@@ -142,6 +142,22 @@ def test_curated_output_reads_back_as_a_corpus(corpus_run):
     assert [r.id for r in load_corpus(synth)] == [r.id for r in from_folder]
 
 
+def test_curate_a_run_folder_with_its_own_config(corpus_run):
+    base, run, _ = corpus_run
+    from psychosafe.curation.curate import curation_config
+
+    other = RunFolder(base / "own-run")
+    records_to_dataset(load_corpus(run.curated)).save_to_disk(str(other.synthesized / "dataset"))
+    own = RebuildConfig(seed=3, target=5, curation={"splits": {"validation_per_domain": 0, "test_per_domain": 0}})
+    other.start(config=own.model_dump(mode="json"), seed=3, models={"generator": "g"})
+    curate_corpus(other.path, curation_config(None, other), other)
+    manifest = other.manifest()
+    assert manifest["models"] == {"generator": "g", "embedder": "embedded/all-MiniLM-L6-v2"}
+    assert manifest["stages"]["balance_curated"]["counts"]["target"] == 5  # the run's own target, not 8019
+    assert manifest["stages"]["embed"]["counts"]["prompt"]["texts"] == 7
+    assert sum(manifest["counts"].values()) == len(datasets.load_from_disk(str(other.curated))["train"]) <= 5
+
+
 # -- bad inputs: clear errors before any model loads -----------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [
