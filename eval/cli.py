@@ -110,8 +110,10 @@ def compare(a: Path = typer.Argument(..., help="judged eval folder A (the baseli
     s = compare_runs(a, b, out, resamples=cfg.bootstrap_resamples, seed=cfg.seed, limit=limit)
     q = s["criteria"]["overall_quality"]
     rel = "n/a" if q["relative"] is None else f"{100 * q['relative']:+.1f} %"
-    console.print(f"[green]done[/green]: overall refusal quality {q['base']} -> {q['new']} ({rel}, "
-                  f"n = {q['n']}, p = {q['p_value']})\nsummary: {out / 'summary.json'}\nreport: {out / 'report.md'}")
+    from psychosafe.eval.report import fmt, fmt_p
+
+    console.print(f"[green]done[/green]: overall refusal quality {fmt(q['base'])} -> {fmt(q['new'])} ({rel}, "
+                  f"n = {q['n']}, p = {fmt_p(q['p_value'])})\nsummary: {out / 'summary.json'}\nreport: {out / 'report.md'}")
 
 
 @app.command()

@@ -14,7 +14,7 @@ from psychosafe.schemas import default_rubric
 
 from .metrics import overall_quality, paired_comparison, unit_scores
 from .records import EvalRecord
-from .report import bar_chart, eval_summary, fmt, fmt_ci, latest_records
+from .report import bar_chart, eval_summary, fmt, fmt_ci, fmt_p, latest_records
 from .run import COMPLIANCE_BENCHMARKS
 
 
@@ -93,7 +93,7 @@ def compare_runs(a: str | Path, b: str | Path, out: str | Path, *, resamples: in
 
 def _row(name: str, e: dict, pct: bool) -> list[str]:
     return [name, fmt(e["base"], pct), fmt(e["new"], pct), fmt(e["difference"], pct), fmt(e["relative"], True),
-            fmt_ci(e["relative_ci"], True), fmt(e["p_value"])]
+            fmt_ci(e["relative_ci"], True), fmt_p(e["p_value"])]
 
 
 def _write_report(s: dict, out: Path) -> None:
@@ -122,7 +122,7 @@ def _write_report(s: dict, out: Path) -> None:
                                             "95 % interval", "p"], [
             [g, e["overall_quality"]["n"], fmt(e["overall_quality"]["base"]), fmt(e["overall_quality"]["new"]),
              fmt(e["overall_quality"]["relative"], True), fmt_ci(e["overall_quality"]["relative_ci"], True),
-             fmt(e["overall_quality"]["p_value"])] for g, e in s["per_group"].items()]), "", "![domains](domains.png)", ""]
+             fmt_p(e["overall_quality"]["p_value"])] for g, e in s["per_group"].items()]), "", "![domains](domains.png)", ""]
         groups = list(s["per_group"])
         bar_chart(out / "domains.png", groups,
                   {la: [s["per_group"][g]["overall_quality"]["base"] for g in groups],

@@ -29,6 +29,10 @@ def fmt(value, pct: bool = False) -> str:
     return f"{100 * value:.1f} %" if pct else f"{value:.3f}"
 
 
+def fmt_p(p) -> str:
+    return "–" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
 def fmt_ci(ci, pct: bool = False) -> str:
     return "–" if not ci else f"[{fmt(ci[0], pct)}, {fmt(ci[1], pct)}]"
 
@@ -78,7 +82,8 @@ def eval_summary(folder: Path) -> dict:
     summary: dict = {
         "folder": str(folder), "benchmarks": benchmarks, "n": len(records), "checked": checked, "judged": judged,
         "model": first.generation.model if first else None, "variant": first.variant if first else None,
-        "adapter": first.adapter if first else None, "judges": manifest.get("models", {}).get("judges"),
+        "adapter": first.adapter if first else None, "judges": manifest.get("models", {}).get("judges") or sorted({r.scores.judge_model for r in records
+                                                                        if r.scores.judge_model}),
         "stages": {k: v.get("counts") for k, v in manifest.get("stages", {}).items()},
         "set_aside": {stage: n for stage, n in _rejected_counts(run).items()},
     }
