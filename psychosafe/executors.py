@@ -109,14 +109,22 @@ def requested_resources(pipeline: Any) -> dict[str, list[tuple[str, int, float]]
 def check_ray_resources(pipeline: Any, nodes: list[dict]) -> None:
     """Fail with a clear error when the alive Ray nodes cannot hold every step at once (all steps of a
     distilabel pipeline run at the same time, each replica an actor that keeps its resources)."""
+    from distilabel.constants import STEP_ATTR_NAME
+
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    # A step that names no CPUs holds none while it runs, but Ray places it only where a CPU is free: if the
+    # named ones take every CPU, it waits forever. Keep one free for them.
+    unnamed = [name for name in pipeline.dag if pipeline.dag.get_step(name)[STEP_ATTR_NAME].resources.cpus is None]
     problems = []
     for key, asks in requested_resources(pipeline).items():
         total = sum(node.get(key, 0) for node in alive)
         biggest = max((node.get(key, 0) for node in alive), default=0)
         need = sum(replicas * amount for _, replicas, amount in asks)
         detail = ", ".join(f"{step}: {replicas} x {amount:g}" for step, replicas, amount in asks)
-        if need > total:
+        if key == "CPU" and unnamed and need + 1 > total:
+            problems.append(f"CPU: the steps ask for {need:g} in all ({detail}) and the cluster has {total:g}, which "
+                            f"leaves no CPU to place the steps that name none ({', '.join(unnamed)})")
+        elif need > total:
             problems.append(f"{key}: the steps ask for {need:g} in all ({detail}) but the cluster has {total:g}")
         elif any(amount > biggest for _, _, amount in asks):
             problems.append(f"{key}: a replica asks for more than the largest node has ({biggest:g}): {detail}")

@@ -38,7 +38,7 @@ def test_a_step_asking_for_more_cpus_than_the_cluster_fails_naming_it():
     with pytest.raises(PsychosafeError) as err:
         check_ray_resources(two_step_pipeline(llm_cpus=3), [node(2)])
     message = str(err.value)
-    assert "CPU: the steps ask for 3 in all (respond: 1 x 3) but the cluster has 2" in message
+    assert "CPU: the steps ask for 3 in all (respond: 1 x 3) and the cluster has 2" in message
     assert "llm_resources" in message
 
 
@@ -54,9 +54,16 @@ def test_a_replica_bigger_than_any_node_fails_even_if_the_total_fits():
 
 def test_dead_nodes_do_not_count_and_default_steps_ask_for_nothing():
     check_ray_resources(two_step_pipeline(), [node(0)])  # no step names CPUs: nothing to check
-    check_ray_resources(two_step_pipeline(llm_cpus=2), [node(2)])
+    check_ray_resources(two_step_pipeline(llm_cpus=2), [node(3)])
     with pytest.raises(PsychosafeError, match="cluster has 2"):
         check_ray_resources(two_step_pipeline(llm_cpus=4), [node(2), node(8, alive=False)])
+
+
+def test_named_cpus_must_leave_one_free_for_the_steps_that_name_none():
+    # 2 named CPUs on a 2-CPU node: the load and keep steps (no CPUs named) could never be placed.
+    with pytest.raises(PsychosafeError, match=r"leaves no CPU to place the steps that name none \(load, keep\)"):
+        check_ray_resources(two_step_pipeline(llm_cpus=2), [node(2)])
+    check_ray_resources(two_step_pipeline(llm_cpus=1), [node(2)])
 
 
 def test_gpus_are_checked_like_cpus():
@@ -92,14 +99,13 @@ def test_a_bad_executor_in_the_config_names_the_field(write):
 
 @pytest.mark.slow
 def test_rebuild_on_a_local_ray_gives_the_records_of_the_local_executor(write, tmp_path):
-    # Greedy decoding, so both executors must write the same text. cpus: 2 gives the Ray actor the two
-    # torch threads a local worker has (Ray sets OMP_NUM_THREADS=1 otherwise).
+    # Greedy decoding, so both executors must write the same text (Ray actors run one torch thread, local
+    # workers two: greedy argmax does not notice the rounding of a different reduction order).
     path = write("tiny.yaml",
                  "name: tiny\nseed: 5\ntarget: 4\nbenign_fraction: 0.25\n"
                  "generator: {backend: embedded, max_new_tokens: 16, temperature: 0, batch_size: 4, seed: 5}\n"
                  "synthesis: {synthetic_fraction: 0}\ncritique: {max_rounds: 0}\nretries: 0\non_unjudged: keep\n"
                  "judges: [{backend: embedded, max_new_tokens: 8, temperature: 0, batch_size: 4}]\n"
-                 "llm_resources: {cpus: 2}\n"
                  "curation: {on_refusal_mismatch: flag, splits: {validation_per_domain: 0, test_per_domain: 0}}\n")
     local = rebuild(load_rebuild_config(path), tmp_path / "local", progress=False)
     on_ray = rebuild(load_rebuild_config(path, executor="ray"), tmp_path / "ray", progress=False)
