@@ -15,6 +15,15 @@ CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 BUILTIN_SEEDS = "builtin"
 
 
+
+def only_known(values, known: list[str], what: str, source: str = "") -> None:
+    """Raise the config error every id list shares: which ids are unknown and which are allowed."""
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        where = f" ({source})" if source else ""
+        raise ValueError(f"unknown {what}(s) {unknown}; expected some of {list(known)}{where}")
+
+
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -73,9 +82,7 @@ class SeedSource(_Config):
     def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
         from psychosafe.pipelines.seeds import SEED_FIELDS
 
-        unknown = [k for k in value if k not in SEED_FIELDS]
-        if unknown:
-            raise ValueError(f"unknown record field(s) {unknown}; expected some of {list(SEED_FIELDS)}")
+        only_known(value, list(SEED_FIELDS), "record field")
         return value
 
 
@@ -114,10 +121,7 @@ class BalanceConfig(_Config):
     @field_validator("proportions")
     @classmethod
     def _proportions(cls, value: dict[str, float]) -> dict[str, float]:
-        known = default_taxonomy().domain_ids()
-        unknown = [d for d in value if d not in known]
-        if unknown:
-            raise ValueError(f"unknown domain(s) {unknown}; expected some of {known}")
+        only_known(value, default_taxonomy().domain_ids(), "domain")
         if value and (any(v < 0 for v in value.values()) or sum(value.values()) <= 0):
             raise ValueError(f"expected non-negative shares with a positive sum, got {value}")
         return value
@@ -141,10 +145,7 @@ class CurationConfig(_Config):
         if value is not None:
             from psychosafe.schemas.rubric import default_rubric
 
-            ids = [c.id for c in default_rubric().criteria]
-            unknown = [k for k in value if k not in ids]
-            if unknown:
-                raise ValueError(f"unknown criterion(s) {unknown}; expected some of {ids} (rubric.yaml)")
+            only_known(value, [c.id for c in default_rubric().criteria], "criterion", "rubric.yaml")
         return value
 
 
@@ -168,10 +169,7 @@ class SynthesisConfig(_Config):
     @field_validator("personas")
     @classmethod
     def _known_personas(cls, value: list[str]) -> list[str]:
-        known = [p.id for p in default_taxonomy().personas]
-        unknown = [p for p in value if p not in known]
-        if unknown:
-            raise ValueError(f"unknown persona(s) {unknown}; expected some of {known} (taxonomy.yaml)")
+        only_known(value, [p.id for p in default_taxonomy().personas], "persona", "taxonomy.yaml")
         return value
 
 
@@ -220,9 +218,9 @@ class RebuildConfig(_Config):
     @classmethod
     def _known_domains(cls, value: list[str]) -> list[str]:
         known = default_taxonomy().domain_ids()
-        unknown = [d for d in value if d not in known]
-        if unknown or not value:
-            raise ValueError(f"unknown domain(s) {unknown}; expected a non-empty list from {known}")
+        if not value:
+            raise ValueError(f"expected a non-empty list from {known}")
+        only_known(value, known, "domain")
         return value
 
     @field_validator("locales")
