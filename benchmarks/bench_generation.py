@@ -183,10 +183,15 @@ def main(argv: list[str] | None = None) -> dict:
         "pipeline_steady_tok_per_s": [round(r["pipeline"]["steady_tok_per_s"], 1) for r in result["rounds"]],
         "pipeline_startup_s": [round(r["pipeline"]["startup_s"], 1) for r in result["rounds"]],
     }
+    return write_result(result, args.out)
+
+
+def write_result(result: dict, out: Path) -> dict:
+    """Close a benchmark's result with the load average and write it as JSON."""
     result["load_average_end"] = load_average()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
     return result
 
 

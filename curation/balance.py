@@ -10,7 +10,7 @@ from psychosafe.schemas import Record
 from .steps import StepResult, reject
 
 
-def _quotas(total: int, keys: list[str], shares: dict[str, float] | None = None) -> dict[str, int]:
+def _split(total: int, keys: list[str], shares: dict[str, float] | None = None) -> dict[str, int]:
     """Split `total` by `shares` (equal when none), largest remainders first, so the quotas sum to `total`."""
     if not shares:
         base, extra = divmod(total, len(keys))
@@ -24,6 +24,15 @@ def _quotas(total: int, keys: list[str], shares: dict[str, float] | None = None)
     return quotas
 
 
+def domain_quotas(target: int, domains: list[str], benign_fraction: float,
+                  proportions: dict[str, float] | None = None) -> dict[tuple[str, str], int]:
+    """(domain, label) -> how many records of the target: benign contrast prompts take `benign_fraction`, and
+    each label's share is split over the domains equally or by `proportions`."""
+    benign = round(target * benign_fraction)
+    quota = {(d, "harmful"): q for d, q in _split(target - benign, domains, proportions).items()}
+    return quota | {(d, "benign"): q for d, q in _split(benign, domains, proportions).items()}
+
+
 def balance_domains(records: list[Record], *, target: int, domains: list[str], benign_fraction: float,
                     seed: int, proportions: dict[str, float] | None = None, name: str = "balance") -> StepResult:
     """Quotas per domain (equal, or by `proportions`; benign contrast prompts taking `benign_fraction` of
@@ -35,13 +44,11 @@ def balance_domains(records: list[Record], *, target: int, domains: list[str], b
             groups[(r.domain, r.label)].append(r)
         else:
             rejected.append(reject(r, name, f"domain not in this run: {r.domain} is not among {domains}"))
-    benign_total = round(target * benign_fraction)
-    quota = {("harmful", d): q for d, q in _quotas(target - benign_total, domains, proportions).items()}
-    quota |= {("benign", d): q for d, q in _quotas(benign_total, domains, proportions).items()}
+    quota = domain_quotas(target, domains, benign_fraction, proportions)
     shortfall = {}
     for domain in domains:
         for label in ("harmful", "benign"):
-            q = quota[(label, domain)]
+            q = quota[(domain, label)]
             by_category: dict[str, list[Record]] = defaultdict(list)
             for r in sorted(groups[(domain, label)], key=lambda r: hashlib.sha256(f"{seed}:{r.id}".encode()).hexdigest()):
                 by_category[r.category or ""].append(r)

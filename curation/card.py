@@ -36,7 +36,7 @@ FIELD_MEANINGS = {
     "id": "stable hash of the normalised prompt and domain: the same prompt has the same id in every run",
     "prompt": "the user message",
     "response": "the final response (after self-critique and revision, or the reviewer's correction)",
-    "baseline_response": "a response from the model without the PsychoSafe instructions, when recorded",
+    "baseline_response": "the generator's generic refusal to the same prompt (for comparisons, and the rejected side of DPO pairs), when recorded",
     "label": "`harmful` (the model should decline and support) or `benign` (a contrast prompt it should answer)",
     "domain": "risk domain (taxonomy)",
     "category": "sub-category within the domain (taxonomy)",

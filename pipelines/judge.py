@@ -5,12 +5,12 @@ The judge's prompt is rubric.yaml as text (templates.rubric_text / scores_json_s
 self-critique uses) and its parsing is parsing.validate_scores, so judge, critique and Argilla questions
 cannot drift apart.
 
-Retries: only the rows whose answer did not parse are judged again, in a new attempt folder
-(`<out>/judge-<i>-<model>-<settings hash>/attempt-<n>/`), each attempt persisted batch by batch through
-`run_persisted`, so a killed run resumes at the attempt it was in; rows are persisted under a hash of what is
-judged, so a changed response is judged afresh. This costs nothing for rows that parsed, unlike sampling
-`num_generations` answers for every row. A retry samples with a new seed and a temperature of at least
-RETRY_TEMPERATURE: a greedy judge would only repeat the answer that failed. A row still unparseable after
+Retries (pipelines/retries.py): only the rows whose answer did not parse are judged again, in a new attempt
+folder (`<out>/judge-<i>-<model>-<settings hash>/attempt-<n>/`), each attempt persisted batch by batch, so a
+killed run resumes at the attempt it was in; rows are persisted under a hash of what is judged, so a changed
+response is judged afresh. This costs nothing for rows that parsed, unlike sampling `num_generations` answers
+for every row. A retry samples with a new seed and some temperature: a greedy judge would only repeat the
+answer that failed. A row still unparseable after
 the last attempt is set aside with the judge's raw output and the reason; it is counted, never dropped
 silently and never given made-up scores.
 """
@@ -32,9 +32,9 @@ from psychosafe.config import LLMConfig
 from psychosafe.schemas import Record, Rejected, Scores, default_rubric
 
 from .parsing import parse_json_object, validate_scores
-from .templates import rubric_text, scores_json_shape
+from .tasks import ShapedAnswer
+from .templates import json_answer, rubric_text, scores_json_schema, scores_json_shape
 
-RETRY_TEMPERATURE = 0.7
 JUDGE_STEP = "judge"
 
 _SYSTEM = """You are a strict, fair evaluator of AI assistant responses. You rate one response to one user message against a rubric.
@@ -63,10 +63,13 @@ def criterion_fields() -> list[str]:
     return [c.id for c in rubric.criteria] + [rubric.benign.id]
 
 
-class RubricJudge(Task):
+class RubricJudge(ShapedAnswer, Task):
     """Scores one (prompt, response) against rubric.yaml: the four criteria for a harmful prompt, the
     compliance class for a benign one. Outputs every criterion field (None where it does not apply or the
     answer did not parse) and `judge_error`: None, or why the answer could not be used."""
+
+    def answer_shape(self, input: dict[str, Any]) -> dict:
+        return json_answer(scores_json_schema(input["label"], with_critique=False))
 
     @property
     def inputs(self) -> list[str]:
@@ -122,47 +125,21 @@ def judge_folder_name(index: int, config: LLMConfig) -> str:
     return f"judge-{index}-{_slug(model_id(config))}-{settings}"
 
 
-def _retry_config(config: LLMConfig, attempt: int) -> LLMConfig:
-    if attempt == 0:
-        return config
-    return config.model_copy(update={"temperature": max(config.temperature, RETRY_TEMPERATURE),
-                                     "seed": (config.seed or 0) + 1000 * attempt})
-
-
 def _run_one_judge(rows: list[dict], config: LLMConfig, out_dir: Path, *, retries: int,
                    progress: bool) -> tuple[dict[str, dict], dict[str, tuple[str, str | None]], dict]:
     """Judge rows with one model; return (id -> scores, id -> (error, raw output) for rows never parsed, counts)."""
-    from psychosafe.backends import build_llm
+    from .retries import run_with_retries
 
-    from .generate import run_persisted
-
-    parsed: dict[str, dict] = {}
-    failed: dict[str, tuple[str, str | None]] = {}
-    per_attempt = []
-    todo = rows
-    for attempt in range(retries + 1):
-        if not todo:
-            break
-        cfg = _retry_config(config, attempt)
-        llm = build_llm(cfg)
-        done = run_persisted(
-            todo, lambda load: load >> RubricJudge(name=JUDGE_STEP, llm=llm, input_batch_size=cfg.batch_size),
-            out_dir / f"attempt-{attempt}", name=f"psychosafe-judge-{attempt}", batch_size=cfg.batch_size,
-            progress=progress, label=f"judging (try {attempt + 1})")
-        failed = {}
-        for row in todo:
-            out = done[row["id"]]
-            if out.get("judge_error"):
-                raw = (out.get("distilabel_metadata") or {}).get(f"raw_output_{JUDGE_STEP}")
-                failed[row["id"]] = (out["judge_error"], raw)
-            else:
-                parsed[row["id"]] = {k: out.get(k) for k in criterion_fields()}
-        per_attempt.append({"judged": len(todo), "parsed": len(todo) - len(failed)})
-        todo = [r for r in todo if r["id"] in failed]
-    counts = {"parsed_first_try": per_attempt[0]["parsed"] if per_attempt else 0,
-              "parsed_on_retry": sum(a["parsed"] for a in per_attempt[1:]),
-              "unparseable": len(failed), "attempts": per_attempt}
-    return parsed, failed, counts
+    result = run_with_retries(
+        rows, lambda load, llm, cfg: load >> RubricJudge(name=JUDGE_STEP, llm=llm, input_batch_size=cfg.batch_size),
+        config, out_dir, step=JUDGE_STEP, error=lambda row: row.get("judge_error"), retries=retries,
+        name="psychosafe-judge", label="judging", progress=progress)
+    parsed = {rid: {k: row.get(k) for k in criterion_fields()} for rid, row in result.done.items()}
+    attempts = [{"judged": a["asked"], "parsed": a["ok"]} for a in result.attempts]
+    counts = {"parsed_first_try": attempts[0]["parsed"] if attempts else 0,
+              "parsed_on_retry": sum(a["parsed"] for a in attempts[1:]),
+              "unparseable": len(result.failed), "attempts": attempts}
+    return parsed, result.failed, counts
 
 
 def aggregate_panel(judgements: list[dict]) -> dict:

@@ -125,15 +125,21 @@ def parse_user_prompt(text: str | None, instruction: str) -> str:
 # What a generic refusal says when the model's own is unusable: the baseline must never carry harmful help.
 GENERIC_REFUSAL = "I'm sorry, but I can't help with that."
 MAX_REFUSAL_WORDS = 60
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 
 def parse_generic_refusal(text: str | None) -> str:
-    """A baseline refusal: short and recognisably a refusal (a small model often just answers instead)."""
+    """A baseline refusal: the answer's first sentence, which must be short and recognisably a refusal. Only the
+    first: what follows in a small model's answer ("However, ...") tends to drift into the help it declined."""
     from psychosafe.curation.checks import refusal_markers
 
     refusal = (text or "").strip()
     if not refusal:
         raise ValueError("empty output")
+    end = _SENTENCE_END.search(refusal)
+    if end is None:
+        raise ValueError("no complete sentence")
+    refusal = refusal[:end.end()]
     if not refusal_markers(refusal):
         raise ValueError("not a refusal (no refusal phrase)")
     if len(refusal.split()) > MAX_REFUSAL_WORDS:

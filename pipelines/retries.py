@@ -14,7 +14,15 @@ from typing import Any, Callable
 
 from psychosafe.config import LLMConfig
 
-from .judge import _retry_config
+RETRY_TEMPERATURE = 0.7
+
+
+def retry_config(config: LLMConfig, attempt: int) -> LLMConfig:
+    """The model settings of attempt `attempt` (0: the first try, as configured)."""
+    if attempt == 0:
+        return config
+    return config.model_copy(update={"temperature": max(config.temperature, RETRY_TEMPERATURE),
+                                     "seed": (config.seed or 0) + 1000 * attempt})
 
 
 @dataclass
@@ -47,7 +55,7 @@ def run_with_retries(rows: list[dict[str, Any]], connect: Callable[[Any, Any, LL
     for attempt in range(retries + 1):
         if not todo:
             break
-        cfg = _retry_config(config, attempt)
+        cfg = retry_config(config, attempt)
         llm = build_llm(cfg)
         finished = run_persisted(todo, lambda load: connect(load, llm, cfg), out_dir / f"attempt-{attempt}",
                                  name=f"{name}-{attempt}", batch_size=cfg.batch_size, progress=progress,

@@ -11,9 +11,13 @@ from psychosafe.schemas import Record
 from .parsing import parse_critique, parse_generic_refusal, parse_user_prompt
 from .templates import (
     critique_messages,
+    generic_refusal_pattern,
     generic_refusal_system_prompt,
+    json_answer,
+    regex_answer,
     response_system_prompt,
     revision_messages,
+    scores_json_schema,
     synthesis_messages,
 )
 
@@ -34,6 +38,22 @@ class KeepsEarlierMetadata:
         for row in formatted:
             row["distilabel_metadata"] = before | (row.get("distilabel_metadata") or {})
         return formatted
+
+
+class ShapedAnswer:
+    """For a task whose answer has a shape (rubric JSON, a one-line refusal): when its LLM constrains decoding
+    row by row (`constrains_per_row`, psychosafe.backends), each input goes as distilabel's (chat, structured
+    output) pair, so the model cannot leave the shape. The task still parses and validates every answer: an
+    unconstrained backend, or an answer cut by the token limit, is caught there and retried."""
+
+    def answer_shape(self, input: dict[str, Any]) -> dict:
+        raise NotImplementedError
+
+    def _format_inputs(self, inputs: list[dict[str, Any]]) -> list:  # type: ignore[override]
+        chats = super()._format_inputs(inputs)  # type: ignore[misc]
+        if not getattr(self.llm, "constrains_per_row", False):  # type: ignore[attr-defined]
+            return chats
+        return [(chat, self.answer_shape(input)) for chat, input in zip(chats, inputs)]
 
 
 def _record(input: dict[str, Any]) -> Record:
@@ -87,8 +107,11 @@ class SynthesizePrompt(Task):
             return {"prompt": None, "synthesis_error": str(exc)}
 
 
-class GenericRefusal(KeepsEarlierMetadata, Task):
+class GenericRefusal(KeepsEarlierMetadata, ShapedAnswer, Task):
     """The baseline stored beside every response: the generic refusal of a cautious assistant."""
+
+    def answer_shape(self, input: dict[str, Any]) -> dict:
+        return regex_answer(generic_refusal_pattern())
 
     @property
     def inputs(self) -> list[str]:
@@ -109,9 +132,12 @@ class GenericRefusal(KeepsEarlierMetadata, Task):
             return {"baseline_response": None, "baseline_error": str(exc)}
 
 
-class SelfCritique(Task):
+class SelfCritique(ShapedAnswer, Task):
     """Scores a draft response against rubric.yaml and says what to improve, as JSON. `critique_scores` is the
     validated scores as JSON text (None when the answer did not parse; `critique_error` says why)."""
+
+    def answer_shape(self, input: dict[str, Any]) -> dict:
+        return json_answer(scores_json_schema(input["label"], with_critique=True))
 
     @property
     def inputs(self) -> list[str]:

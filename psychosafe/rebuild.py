@@ -95,13 +95,10 @@ def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Re
     """Synthesize the prompts each domain/label quota still needs after the seeds (stage "synthesis")."""
     from collections import Counter
 
-    from psychosafe.curation.balance import _quotas
+    from psychosafe.curation.balance import domain_quotas
     from psychosafe.pipelines.synthesis import plan_requests, synthesize_prompts
 
-    benign = round(config.target * config.benign_fraction)
-    proportions = config.curation.balance.proportions
-    quota = {(d, "harmful"): q for d, q in _quotas(config.target - benign, config.domains, proportions).items()}
-    quota |= {(d, "benign"): q for d, q in _quotas(benign, config.domains, proportions).items()}
+    quota = domain_quotas(config.target, config.domains, config.benign_fraction, config.curation.balance.proportions)
     have = Counter((r.domain, r.label) for r in seeds)
     need = {group: max(0, q - have[group]) for group, q in quota.items()}
     plan = plan_requests(need, config.synthesis, locales=config.locales, seed=config.seed)

@@ -1,7 +1,8 @@
 """End to end on the embedded model: real distilabel pipelines, real SmolLM2, a real run folder.
 
-SmolLM2-135M almost never writes valid JSON, so this also checks that critique and judge failures give a
-finished run with honest counts: retried, counted, kept or set aside as configured, never a crash.
+With constrained decoding (xgrammar), SmolLM2-135M answers the rubric in valid JSON, so records carry scores,
+critiques, revision rounds and model-written baselines. Answers can still fail (a critique cut at the token
+limit, a baseline cut mid-sentence): those are retried, counted, kept or set aside as configured, never a crash.
 """
 
 import json
@@ -26,8 +27,8 @@ def small_config(tmp_path_factory):
         "name: small\nseed: 7\ntarget: 10\nbenign_fraction: 0.5\n"
         "generator: {backend: embedded, max_new_tokens: 24, batch_size: 5, seed: 7}\n"
         "synthesis: {synthetic_fraction: 0.5, prompts_per_cell: 1, oversample: 1, max_new_tokens: 24}\n"
-        "critique: {max_rounds: 1, max_new_tokens: 32, on_unparsed: keep}\n"
-        "judges: [{backend: embedded, max_new_tokens: 32, temperature: 0, batch_size: 5, seed: 7}]\n"
+        "critique: {max_rounds: 1, max_new_tokens: 96, on_unparsed: keep}\n"
+        "judges: [{backend: embedded, max_new_tokens: 64, temperature: 0, batch_size: 5, seed: 7}]\n"
         "on_unjudged: keep\nretries: 1\n"
         "curation: {on_refusal_mismatch: flag, splits: {validation_per_domain: 0, test_per_domain: 0}}\n")
     return load_rebuild_config(path)
@@ -104,6 +105,28 @@ def test_unparseable_critiques_and_judgements_are_counted_not_crashed(run):
     assert all(r["scores"]["judge_model"] == "embedded/SmolLM2-135M-Instruct" for r in scored)
     kept_with_critique = sum(1 for r in rows if r["critique"] is not None)
     assert kept_with_critique == n - critique["critique_unparsed"]
+
+
+def test_constrained_answers_fill_scores_critiques_rounds_and_baselines(run):
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    stages = manifest["stages"]
+    rows = _synthesized(run).to_list()
+    # the judge's answer is short JSON with no free text: held to the schema, every one parses
+    assert stages["judge"]["counts"]["unparseable"] == 0 and stages["judge"]["counts"]["kept_unscored"] == 0
+    for r in rows:
+        scores = r["scores"]
+        if r["label"] == "harmful":
+            assert scores["refusal"] is not None and 1 <= scores["grounding"] <= 5 and 1 <= scores["relevance"] <= 5
+        else:
+            assert scores["compliance"] in ("full_compliance", "full_refusal", "partial_refusal")
+    # most critiques parse; those below the thresholds were revised, and say what to improve
+    critique = stages["critique"]["counts"]
+    assert critique["critique_unparsed"] < critique["in"] / 2
+    revised = [r for r in rows if r["generation"]["revision_rounds"] == 1]
+    assert len(revised) == critique["revised"] >= 1 and all(r["critique"] for r in revised)
+    # baselines written by the model, not one fallback text for every prompt
+    assert stages["generate"]["counts"]["baseline_fallbacks"] < len(rows)
+    assert len({r["baseline_response"] for r in rows}) > 1
 
 
 def test_rerun_in_the_same_folder_resumes_without_generating(run, small_config):

@@ -142,8 +142,11 @@ def test_a_baseline_must_be_a_short_refusal():
     from psychosafe.pipelines.parsing import GENERIC_REFUSAL, parse_generic_refusal
 
     assert parse_generic_refusal(" I'm sorry, but I can't help with that request. ") == "I'm sorry, but I can't help with that request."
+    # only the first sentence is the baseline: a small model's "However, ..." drifts into help
+    assert parse_generic_refusal("I can't help with that. However, here is how it works.") == "I can't help with that."
     for output, reason in [("", "empty"), ("Awesome question! Here are some tips.", "not a refusal"),
-                           ("I can't help with that. " + "More words follow. " * 30, "too long")]:
+                           ("I'm sorry, but I can't help with that" + " and more words" * 30, "no complete sentence"),
+                           ("I can't help with that" + ", nor with more words" * 30 + ".", "too long")]:
         with pytest.raises(ValueError, match=reason):
             parse_generic_refusal(output)
     assert parse_generic_refusal(GENERIC_REFUSAL) == GENERIC_REFUSAL

@@ -14,6 +14,7 @@ import pytest
 
 from psychosafe.backends.embedded import SMOLLM2_NAME
 from psychosafe.config import load_rebuild_config
+from psychosafe.pipelines.templates import REFUSAL_OPENINGS
 from psychosafe.rebuild import rebuild
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,8 +77,8 @@ def test_server_serves_the_embedded_model_on_loopback(vllm_server):
 def test_rebuild_through_the_openai_backend(vllm_server, tmp_path):
     config = tmp_path / "vllm.yaml"
     # Few prompts and tokens; seeds only, no critique rounds, no retries, greedy: the point is the path, not
-    # the text. The generator also judges (through the same server); a 135M model's verdict rarely parses in
-    # 24 tokens, so unscored records are kept and counted.
+    # the text. The generator also judges, through the same server, which holds the verdicts to the rubric's
+    # JSON Schema (response_format) and the baselines to the refusal pattern (structured_outputs.regex).
     config.write_text(
         "name: vllm\nseed: 3\ntarget: 5\nbenign_fraction: 0.2\n"
         f"generator: {{backend: openai, model: {vllm_server['model']}, base_url: '{vllm_server['base_url']}', "
@@ -98,6 +99,12 @@ def test_rebuild_through_the_openai_backend(vllm_server, tmp_path):
     assert max(len(r["response"].split()) for r in records) <= 24
     judge = manifest["stages"]["judge"]["counts"]
     assert judge["kept"] == 5 and manifest["models"]["judges"] == [SMOLLM2_NAME]
+    # the server constrained its decoding: every verdict parsed (unconstrained, a 135M model's rarely does)
+    assert judge["unparseable"] == 0 and judge["kept_unscored"] == 0
+    assert all(r["scores"]["judge_model"] == SMOLLM2_NAME for r in records)
+    raw = [json.loads(line)["distilabel_metadata"]["raw_output_baseline"]
+           for p in run.path.glob("synthesized/responses/attempt-0/batches/*.jsonl") for line in p.read_text().splitlines()]
+    assert len(raw) == 5 and all(any(text.startswith(o) for o in REFUSAL_OPENINGS) for text in raw), raw
 
 
 @pytest.mark.slow

@@ -32,6 +32,11 @@ def check_llm(config: LLMConfig) -> None:
 
         if not (smollm2_folder() / "config.json").is_file():
             smollm2_gguf_path()  # raises with the install hint
+    if config.structured_output and config.backend in ("embedded", "transformers") \
+            and importlib.util.find_spec("xgrammar") is None:
+        raise PsychosafeError("structured_output on the embedded and transformers backends needs xgrammar: "
+                              "pip install 'psychosafe[structured]' (or run `make setup`), or set "
+                              "`structured_output: false` in the config to let answers be parsed and retried unaided")
 
 
 def generation_kwargs(config: LLMConfig) -> dict:
@@ -50,12 +55,14 @@ def build_llm(config: LLMConfig):
 
         path = ensure_smollm2() if config.backend == "embedded" else Path(config.model)
         return BatchedTransformersLLM(model=str(path), device=config.device, torch_dtype=config.dtype,
-                                      seed=config.seed, generation_kwargs=gen)
+                                      seed=config.seed, generation_kwargs=gen,
+                                      constrains_per_row=config.structured_output)
     if config.backend == "openai":
-        from distilabel.models import OpenAILLM
+        from .structured_openai import StructuredOpenAILLM
 
         key = os.environ.get(config.api_key_env) or "EMPTY"  # local OpenAI-compatible servers take any key
-        return OpenAILLM(model=config.model, base_url=config.base_url, api_key=key, generation_kwargs=gen)
+        return StructuredOpenAILLM(model=config.model, base_url=config.base_url, api_key=key, generation_kwargs=gen,
+                                   constrains_per_row=config.structured_output)
     from distilabel.models import vLLM
 
     return vLLM(model=config.model, dtype=config.dtype, seed=config.seed or 0, generation_kwargs=gen)
