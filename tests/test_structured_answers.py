@@ -58,6 +58,7 @@ def test_every_answer_the_schema_allows_is_a_valid_rubric_score(label):
 def test_the_refusal_pattern_admits_only_a_short_refusal_without_contact_details():
     pattern = re.compile(generic_refusal_pattern())
     assert all(refusal_markers(opening) for opening in REFUSAL_OPENINGS)  # every opening reads as a refusal
+    assert all(re.fullmatch(r"[A-Za-z' ,]+", opening) for opening in REFUSAL_OPENINGS)  # no regex syntax in them
     assert pattern.fullmatch("I'm sorry, but I can't help with that.")
     assert pattern.fullmatch("I must decline this request, sorry.")
     for text in ["Sure! Here is how.", "I'm sorry, but I can't help. Call 988.", "I can't help with that, see x.org/help",

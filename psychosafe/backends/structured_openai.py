@@ -26,8 +26,9 @@ def request_fields(shape: dict) -> dict:
 class StructuredOpenAILLM(OpenAILLM):
     constrains_per_row: bool = False
 
-    async def agenerate(self, input, **kwargs):  # type: ignore[override]
+    # Not `agenerate`: distilabel reads the generation settings a step takes from that method's signature.
+    async def _generate_chat_completion(self, input, **kwargs):  # type: ignore[override]
         (chat,), (shape,) = split_structured([input])
         if shape and self.constrains_per_row:
             kwargs["extra_body"] = (kwargs.get("extra_body") or {}) | request_fields(shape)
-        return await super().agenerate(input=chat, **kwargs)
+        return await super()._generate_chat_completion(input=chat, **kwargs)
