@@ -25,6 +25,9 @@ def parse_json_object(text: str | None) -> dict:
     try:
         obj, _ = json.JSONDecoder().raw_decode(text[start:])
     except json.JSONDecodeError as exc:
+        if not text.rstrip().endswith("}"):  # typical of a constrained answer cut by the token limit
+            raise ValueError(f"unfinished JSON ({exc.msg}): the answer stops before the object closes; "
+                             "is max_new_tokens too small?") from None
         raise ValueError(f"invalid JSON ({exc.msg})") from None
     if not isinstance(obj, dict):
         raise ValueError("the JSON is not an object")

@@ -116,6 +116,8 @@ def test_critique_parsing_needs_scores_and_a_critique_below_thresholds():
         parse_critique(json.dumps(good | {"relevance": 2}), "harmful")
     with pytest.raises(ValueError, match="invalid JSON"):  # the shape copied, as SmolLM2 does
         parse_critique('{"refusal": true, "grounding": 1-5}', "harmful")
+    with pytest.raises(ValueError, match="unfinished JSON.*max_new_tokens"):  # cut by the token limit
+        parse_critique('{"refusal": true, "grounding": 1, "references": false, "relev', "harmful")
     assert parse_critique('{"compliance": "full_compliance"}', "benign")[0] == {"compliance": "full_compliance"}
 
 
