@@ -15,6 +15,7 @@ from psychosafe.errors import PsychosafeError
 from psychosafe.executors import (Executor, apply_llm_resources, check_ray_resources, current_executor,
                                   executor_from_config, use_executor)
 from psychosafe.pipelines import PsychoSafeResponse
+from psychosafe.pipelines.tasks import GenericRefusal
 from psychosafe.rebuild import rebuild
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,6 +81,32 @@ def test_llm_resources_go_to_llm_steps_only():
     step = lambda name: pipeline.dag.get_step(name)["step"]  # noqa: E731
     assert (step("respond").resources.replicas, step("respond").resources.cpus) == (2, 1)
     assert (step("keep").resources.replicas, step("keep").resources.cpus) == (1, None)
+
+
+def _two_model_pipeline():
+    with Pipeline(name="two-models") as pipeline:
+        load = LoadDataFromDicts(name="load", data=[{"prompt": "hi"}])
+        respond = PsychoSafeResponse(name="respond", llm=build_llm(LLMConfig()))
+        baseline = GenericRefusal(name="baseline", llm=build_llm(LLMConfig()))
+        load >> respond >> baseline
+    return pipeline
+
+
+def _threads(pipeline):
+    return [pipeline.dag.get_step(name)["step"].llm.torch_threads for name in ("respond", "baseline")]
+
+
+def test_local_cpu_models_of_one_pipeline_share_the_cores(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4}, raising=False)
+    pipeline = _two_model_pipeline()
+    apply_llm_resources(pipeline, Executor())
+    assert _threads(pipeline) == [2, 2]  # 5 cores, 2 models: 2 threads each, never more than the cores
+    alone = two_step_pipeline()  # one model keeps torch's default of every core
+    apply_llm_resources(alone, Executor())
+    assert alone.dag.get_step("respond")["step"].llm.torch_threads is None
+    on_ray = _two_model_pipeline()  # Ray gives a step the threads of its `cpus`
+    apply_llm_resources(on_ray, Executor(kind="ray"))
+    assert _threads(on_ray) == [None, None]
 
 
 def test_the_config_chooses_the_executor(write):
