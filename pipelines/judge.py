@@ -10,9 +10,8 @@ folder (`<out>/judge-<i>-<model>-<settings hash>/attempt-<n>/`), each attempt pe
 killed run resumes at the attempt it was in; rows are persisted under a hash of what is judged, so a changed
 response is judged afresh. This costs nothing for rows that parsed, unlike sampling `num_generations` answers
 for every row. A retry samples with a new seed and some temperature: a greedy judge would only repeat the
-answer that failed. A row still unparseable after
-the last attempt is set aside with the judge's raw output and the reason; it is counted, never dropped
-silently and never given made-up scores.
+answer that failed. A row still unparseable after the last attempt is set aside with the judge's raw output
+and the reason; it is counted, never dropped silently and never given made-up scores.
 """
 
 from __future__ import annotations

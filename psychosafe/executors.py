@@ -67,34 +67,34 @@ def on_configured_executor(fn):
 
 def apply_llm_resources(pipeline: Any, executor: Executor) -> None:
     """Give every LLM step of the pipeline the executor's replicas, CPUs and GPUs; locally, share the cores out
-    between the steps that run a model on the CPU in this machine's processes."""
+    between the processes that run a model on the CPU."""
     from distilabel.constants import STEP_ATTR_NAME
 
-    steps = [pipeline.dag.get_step(name)[STEP_ATTR_NAME] for name in pipeline.dag]
-    if executor.kind == "local":
-        share_cpu_threads([step.llm for step in steps if getattr(step, "llm", None) is not None])
-    for step in steps:
-        if getattr(step, "llm", None) is None:
-            continue
+    llm_steps = [step for step in (pipeline.dag.get_step(name)[STEP_ATTR_NAME] for name in pipeline.dag)
+                 if getattr(step, "llm", None) is not None]
+    for step in llm_steps:
         if executor.llm_replicas != 1:  # 1 is the default: leave a step's own choice alone
             step.resources.replicas = executor.llm_replicas
         if executor.llm_cpus is not None:
             step.resources.cpus = executor.llm_cpus
         if executor.llm_gpus is not None:
             step.resources.gpus = executor.llm_gpus
+    if executor.kind == "local":
+        share_cpu_threads([(step.llm, step.resources.replicas or 1) for step in llm_steps])
 
 
-def share_cpu_threads(llms: list) -> None:
-    """Each in-process CPU model gets an equal share of the cores. Every step is a process of its own, and torch
-    takes every core in each: two models on two cores then run four threads that keep evicting each other
-    (Ray does this sharing itself: a step's `cpus` become its threads)."""
-    on_cpu = [llm for llm in llms if hasattr(llm, "torch_threads") and llm.torch_threads is None
+def share_cpu_threads(llms: list[tuple[Any, int]]) -> None:
+    """Each in-process CPU model, (llm, replicas), gets an equal share of the cores per replica. Every replica is
+    a process of its own, and torch takes every core in each: two models on two cores then run four threads that
+    keep evicting each other (Ray does this sharing itself: a step's `cpus` become its threads)."""
+    on_cpu = [(llm, n) for llm, n in llms if hasattr(llm, "torch_threads") and llm.torch_threads is None
               and str(getattr(llm, "device", "cpu") or "cpu").startswith("cpu")]
-    if len(on_cpu) < 2:
+    processes = sum(n for _, n in on_cpu)
+    if processes < 2:
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    for llm in on_cpu:
-        llm.torch_threads = max(1, cores // len(on_cpu))
+    for llm, _ in on_cpu:
+        llm.torch_threads = max(1, cores // processes)
 
 
 def requested_resources(pipeline: Any) -> dict[str, list[tuple[str, int, float]]]:

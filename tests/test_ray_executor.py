@@ -104,6 +104,9 @@ def test_local_cpu_models_of_one_pipeline_share_the_cores(monkeypatch):
     alone = two_step_pipeline()  # one model keeps torch's default of every core
     apply_llm_resources(alone, Executor())
     assert alone.dag.get_step("respond")["step"].llm.torch_threads is None
+    replicated = two_step_pipeline()  # ... unless it runs as several processes
+    apply_llm_resources(replicated, Executor(llm_replicas=3))
+    assert replicated.dag.get_step("respond")["step"].llm.torch_threads == 1
     on_ray = _two_model_pipeline()  # Ray gives a step the threads of its `cpus`
     apply_llm_resources(on_ray, Executor(kind="ray"))
     assert _threads(on_ray) == [None, None]
