@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast doctor clean argilla-server
+.PHONY: setup run test test-fast lint doctor clean argilla-server
 
 setup: $(STAMP)
 
@@ -61,10 +61,20 @@ $(ARGILLA_STAMP):
 
 TEST_SERVICES += argilla-server
 
-test: setup $(TEST_SERVICES)
+# The stage order (pyproject's import-linter contracts). import-linter finds subpackages by walking the package's
+# folder, and in a checkout the stages live in top-level folders that pyproject maps into `psychosafe`; so the
+# check runs on the package as the wheel lays it out (a flat copy, no dependencies installed).
+LINT_TREE := build/lint-tree
+
+lint: setup
+	rm -rf $(LINT_TREE)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --target $(LINT_TREE) .
+	cd $(LINT_TREE) && PYTHONPATH=. $(abspath $(BIN))/lint-imports --no-cache $(abspath pyproject.toml)
+
+test: setup lint $(TEST_SERVICES)
 	$(BIN)/python -m pytest
 
-test-fast: setup
+test-fast: setup lint
 	$(BIN)/python -m pytest -m "not slow"
 
 doctor: setup

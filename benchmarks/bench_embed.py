@@ -35,8 +35,8 @@ def texts(n: int) -> list[str]:
 
 
 def main() -> None:
-    from psychosafe.backends import build_embedder, embedder_id
-    from psychosafe.config import EmbedderConfig
+    from psychosafe.core.backends import build_embedder, embedder_id
+    from psychosafe.core.config import EmbedderConfig
     from psychosafe.curation import CachedEmbedder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -45,16 +45,16 @@ def load_average() -> list[float]:
 
 def benchmark_rows(n: int, seed: int = 0) -> list[dict]:
     """n pipeline rows (prompts from the builtin seeds, all domains, strategies planned) as the rebuild makes them."""
-    from psychosafe.config import SeedSource
+    from psychosafe.core.config import SeedSource
     from psychosafe.curation import balance_domains
     from psychosafe.pipelines import import_seeds
-    from psychosafe.pipelines.generate import _pipeline_rows
-    from psychosafe.rebuild import plan_strategies
+    from psychosafe.pipelines.tasks import record_rows
+    from psychosafe.app.rebuild import plan_strategies
     from psychosafe.schemas import default_taxonomy
 
     records = import_seeds([SeedSource()]).records
     picked = balance_domains(records, target=n, domains=default_taxonomy().domain_ids(), benign_fraction=0.2, seed=seed)
-    rows = _pipeline_rows(plan_strategies(picked.kept))
+    rows = record_rows(plan_strategies(picked.kept))
     if len(rows) < n:
         raise SystemExit(f"only {len(rows)} seed prompts available; ask for --prompts {len(rows)} or fewer")
     return rows[:n]
@@ -109,7 +109,7 @@ def rates(batch_s: list[float], batch_tokens: list[int]) -> dict:
 def run_pipeline(rows: list[dict], llm, batch_size: int, out_dir: Path, *, step_name: str = "respond") -> dict:
     """Our pipeline, exactly as the rebuild runs it; timed from the call to the last persisted batch."""
     from psychosafe.pipelines import PsychoSafeResponse
-    from psychosafe.pipelines.generate import output_tokens, run_persisted
+    from psychosafe.pipelines.persist import output_tokens, run_persisted
 
     shutil.rmtree(out_dir, ignore_errors=True)
     t0 = time.time()
@@ -144,9 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS / "generation.json")
     args = parser.parse_args(argv)
 
-    from psychosafe.backends import build_llm
-    from psychosafe.backends.embedded import SMOLLM2_NAME, ensure_smollm2
-    from psychosafe.config import LLMConfig
+    from psychosafe.core.backends import build_llm
+    from psychosafe.core.backends.embedded import SMOLLM2_NAME, ensure_smollm2
+    from psychosafe.core.config import LLMConfig
 
     model_dir = ensure_smollm2()
     rows = benchmark_rows(args.prompts)

@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS / "generation_vllm.json")
     args = parser.parse_args(argv)
 
-    from psychosafe.backends import build_llm
-    from psychosafe.backends.embedded import SMOLLM2_NAME, ensure_smollm2
-    from psychosafe.config import LLMConfig
+    from psychosafe.core.backends import build_llm
+    from psychosafe.core.backends.embedded import SMOLLM2_NAME, ensure_smollm2
+    from psychosafe.core.config import LLMConfig
 
     server = _server_script()
     model_dir = ensure_smollm2()

@@ -21,7 +21,7 @@ import datasets
 
 from psychosafe.curation.checks import check_record
 from psychosafe.curation.publish import PublishConfig, build_publish_folder
-from psychosafe.runs import RunFolder
+from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import Record, default_taxonomy, record_id, records_to_dataset
 from psychosafe.schemas.records import Review
 

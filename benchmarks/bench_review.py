@@ -21,11 +21,11 @@ from pathlib import Path
 
 import datasets
 
-from psychosafe.backends import build_embedder
-from psychosafe.config import EmbedderConfig
+from psychosafe.core.backends import build_embedder
+from psychosafe.core.config import EmbedderConfig
 from psychosafe.curation.review import (ReviewConfig, build_settings, pull_review, push_review, record_fields,
                                         record_metadata, record_suggestions)
-from psychosafe.runs import RunFolder
+from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import Record, Scores, default_taxonomy, record_id, records_to_dataset
 
 HERE = Path(__file__).resolve().parent

@@ -1,4 +1,4 @@
-"""Two CPU models in one pipeline: cores shared out (psychosafe.executors.share_cpu_threads) against torch's
+"""Two CPU models in one pipeline: cores shared out (psychosafe.core.executors.share_cpu_threads) against torch's
 default of every core in each step's process, on the rebuild's responses + baselines pipeline, in one run.
 
     python benchmarks/bench_threads.py [--prompts 20] [--batch-size 5] [--max-new-tokens 120] [--repeat 2]
@@ -21,7 +21,7 @@ from bench_generation import RESULTS, benchmark_rows, load_average, machine, sam
 
 
 def run_arm(records, config, out_dir: Path, *, shared: bool) -> dict:
-    import psychosafe.executors as executors
+    import psychosafe.core.executors as executors
     from psychosafe.pipelines import generate_responses
 
     share = executors.share_cpu_threads
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS / "threads.json")
     args = parser.parse_args(argv)
 
-    from psychosafe.config import LLMConfig
+    from psychosafe.core.config import LLMConfig
     from psychosafe.schemas import Record
 
     rows = benchmark_rows(args.prompts)

@@ -67,8 +67,8 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main() -> None:
-    from psychosafe.backends import embedder_id
-    from psychosafe.config import EmbedderConfig
+    from psychosafe.core.backends import embedder_id
+    from psychosafe.core.config import EmbedderConfig
     from psychosafe.curation import CachedEmbedder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -34,7 +34,7 @@ REPLY = ("I'm really glad you told me, and I'm sorry it feels this heavy. I can'
 def make_run(folder: Path, n: int):
     import datasets
 
-    from psychosafe.runs import RunFolder
+    from psychosafe.core.runs import RunFolder
     from psychosafe.schemas import Checks, Record, record_id, records_to_dataset
 
     records = []
@@ -96,7 +96,7 @@ def main() -> None:
 
     raw = load_train_config().model_dump()
     raw["model"]["base"] = args.base
-    raw["data"] |= {"system_prompt": "generic", "eval_split": None}
+    raw["data"] |= {"system_prompt": "v0", "eval_split": None}
     raw["training"] |= {"max_steps": args.steps, "per_device_batch_size": args.batch_size, "max_length": args.max_length,
                         "gradient_accumulation_steps": 1, "logging_steps": 1, "save_steps": 10_000}
     config = TrainConfig.model_validate(raw)

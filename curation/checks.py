@@ -7,65 +7,13 @@ corpus can hold, so such a record is always set aside.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Literal
 
+from psychosafe.core.text import extract_contacts, refusal_markers
 from psychosafe.schemas import Record, contact_key, default_resources
 
 from .steps import StepResult, reject
-
-REFUSAL_MARKERS = (
-    "i can't help", "i cannot help", "i can’t help", "i won't help", "i will not help", "i can't provide",
-    "i cannot provide", "i can’t provide", "i'm not able to", "i am not able to", "i'm unable to", "i am unable to",
-    "i can't assist", "i cannot assist", "i can’t assist", "i won't be able to", "i can't give", "i cannot give",
-    "i can't share", "i cannot share", "not something i can", "i'm sorry, but", "i am sorry, but", "i must decline",
-    "i won't provide", "i can't do that", "i cannot do that", "i can't tell you", "i cannot tell you",
-)
-
-_URL = re.compile(r"\b(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:org|com|uk|gov|net|info|io|us)(?:/[^\s)\]>,]*)?",
-                  re.IGNORECASE)
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-# Long numbers: 7+ digits with the usual separators. Short codes (988, 116 123, 741741): a few words after
-# call/text/dial/ring/contact.
-_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)[\s.-]?)?\d[\d\s.-]{4,}\d(?![\w])")
-# Year ranges and dates ("1914-1918", "2017-06-30", "30/06/2017") are not phone numbers.
-_NOT_PHONE = re.compile(r"(1[5-9]|20)\d\d\s*[-–/]\s*((1[5-9]|20)\d\d|\d\d)|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
-_SHORT = re.compile(r"\b(?:call|text|dial|ring|phone|contact|reach|(?:help|hot|life)?line|number)\w*\s+(?:[^\s\d]+\s+){0,3}?"
-                    r"(\d{3}(?:[\s-]?\d{3})?)(?![\d\w])", re.IGNORECASE)
-# A 3+3 digit group reads as a phone number wherever it stands (UK short codes such as "116 123").
-_GROUPED_SHORT = re.compile(r"(?<![\w.+-])(\d{3}[\s-]\d{3})(?![\w-])")
-
-
-def extract_contacts(text: str) -> list[tuple[Literal["phone", "url", "email"], str]]:
-    """Every phone number, URL and e-mail address in a text, in order, without repeats."""
-    found: list[tuple[str, str]] = []
-    emails = [m.group(0) for m in _EMAIL.finditer(text)]
-    found += [("email", e) for e in emails]
-    without_emails = _EMAIL.sub(" ", text)
-    found += [("url", m.group(0).rstrip(".")) for m in _URL.finditer(without_emails)]
-    long_spans = []
-    for m in _PHONE.finditer(without_emails):
-        digits = re.sub(r"\D", "", m.group(0))
-        if 7 <= len(digits) <= 15 and not _NOT_PHONE.fullmatch(m.group(0).strip()):
-            found.append(("phone", m.group(0).strip()))
-            long_spans.append(m.span())
-    # a short code is not the start of a long number already found ("ring us on 020 7946 0000")
-    found += [("phone", m.group(1)) for pattern in (_SHORT, _GROUPED_SHORT) for m in pattern.finditer(without_emails)
-              if not any(a <= m.start(1) < b for a, b in long_spans)]
-    out, keys = [], set()
-    for kind, value in found:
-        key = contact_key(kind, value)
-        if key not in keys:
-            keys.add(key)
-            out.append((kind, value))
-    return out
-
-
-def refusal_markers(text: str) -> list[str]:
-    """The refusal phrases in a text, typographic apostrophes read as straight ones, each listed once."""
-    lowered = text.lower().replace("’", "'")
-    return list(dict.fromkeys(m for m in (m.replace("’", "'") for m in REFUSAL_MARKERS) if m in lowered))
 
 
 def check_record(record: Record) -> Record:

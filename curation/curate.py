@@ -9,8 +9,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from psychosafe.config import RebuildConfig
-from psychosafe.runs import RunFolder
+from psychosafe.core.config import RebuildConfig, config_from_dict, load_rebuild_config
+from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import Record, records_to_dataset
 
 from .balance import balance_domains
@@ -123,7 +123,7 @@ def _rows_kept(before: list[Record], kept: list[Record]) -> np.ndarray:
 def curate_corpus(path: str | Path, config: RebuildConfig, run: RunFolder, *, progress: bool = False) -> RunFolder:
     """`psychosafe curate`: read any corpus (run folder, dataset folder, parquet, JSONL) and curate it into `run`.
     Bad input fails here, before any model loads."""
-    from psychosafe.backends import embedder_id
+    from psychosafe.core.backends import embedder_id
 
     records = load_corpus(path)
     models = run.manifest().get("models", {}) | {"embedder": embedder_id(config.embedder)}  # a run keeps its generator's
@@ -136,16 +136,8 @@ def curate_corpus(path: str | Path, config: RebuildConfig, run: RunFolder, *, pr
 def curation_config(path: str | Path | None, run: RunFolder, *, target: int | None = None) -> RebuildConfig:
     """The config file when one is named; else the config the run was built with (its manifest); else the
     library defaults (the paper's scale: 8019 records, 100 per domain in validation and in test)."""
-    from pydantic import ValidationError
-
-    from psychosafe.config import load_rebuild_config
-    from psychosafe.errors import input_error_from_validation
-
     if path is not None:
         return load_rebuild_config(path, target=target)
-    data = run.manifest().get("config") or {}
-    data = data | ({"target": target} if target is not None else {})
-    try:
-        return RebuildConfig.model_validate(data)
-    except ValidationError as exc:
-        raise input_error_from_validation(run.manifest_path if data else "command-line options", exc, data) from None
+    recorded = run.manifest().get("config") or {}
+    return config_from_dict(recorded, RebuildConfig, {"target": target},
+                            source=run.manifest_path if recorded else "the library defaults")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from psychosafe.config import EmbedderConfig
+from psychosafe.core.config import EmbedderConfig
 
 ENCODE_CHUNK = 1024  # texts per encode() call: big enough to keep the model busy, small enough for a live progress bar
 
@@ -67,7 +67,7 @@ class CachedEmbedder:
     """The configured embedder behind the run folder's cache; the model loads on the first uncached text."""
 
     def __init__(self, config: EmbedderConfig, cache_folder: Path | None = None, *, model=None):
-        from psychosafe.backends import embedder_id
+        from psychosafe.core.backends import embedder_id
 
         self.config = config
         self.cache = EmbeddingCache(cache_folder, embedder_id(config)) if cache_folder else None
@@ -76,7 +76,7 @@ class CachedEmbedder:
     @property
     def model(self):
         if self._model is None:
-            from psychosafe.backends import build_embedder
+            from psychosafe.core.backends import build_embedder
 
             self._model = build_embedder(self.config)
         return self._model

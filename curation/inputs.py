@@ -55,7 +55,7 @@ def _dataset_rows(path: Path) -> list[tuple[int, dict]]:
 
 def _file_rows(path: Path, fmt: str) -> list[tuple[int, dict]]:
     # The seed importer already reads JSONL and parquet line by line, with a problem per bad line.
-    from psychosafe.config import SeedSource
+    from psychosafe.core.config import SeedSource
     from psychosafe.pipelines.seeds import _rows
 
     _, rows = _rows(SeedSource(path=str(path), format=fmt))

@@ -12,7 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from psychosafe.runs import RunFolder  # noqa: E402
+from psychosafe.core.io import markdown_table  # noqa: E402
+from psychosafe.core.runs import RunFolder  # noqa: E402
 from psychosafe.schemas import Record, default_rubric, default_taxonomy  # noqa: E402
 
 MAX_LISTED = 200
@@ -30,12 +31,6 @@ class CurationAnalysis:
     response_nearest: np.ndarray = field(default_factory=lambda: np.zeros(0))
     collapse: dict = field(default_factory=dict)
     checked: list[Record] = field(default_factory=list)
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _save(fig, path: Path) -> None:
@@ -184,7 +179,7 @@ def write_report(run: RunFolder, splits: dict[str, list], analysis: CurationAnal
            f"- Seed: {manifest.get('seed')}", ""]
     if "curation_input" in manifest:
         md[-1:-1] = [f"- Input: `{manifest['curation_input']['path']}` ({manifest['curation_input']['records']} records)"]
-    md += ["## Stages", "", _table(["stage", "in", "kept", "set aside", "seconds", "notes"], [
+    md += ["## Stages", "", markdown_table(["stage", "in", "kept", "set aside", "seconds", "notes"], [
         [name, s["counts"].get("in", ""), s["counts"].get("kept", ""), s["counts"].get("rejected", ""), s["seconds"],
          ", ".join(f"{k}: {v}" for k, v in s["counts"].items() if k not in _NOT_NOTES and v not in ({}, None, 0, []))]
         for name, s in stages.items()]), ""]
@@ -193,12 +188,12 @@ def write_report(run: RunFolder, splits: dict[str, list], analysis: CurationAnal
     if by_domain:
         _plot_domains_by_step(by_domain, domains, run.report / "steps_domains.png")
         md += ["## Records per domain and category after each step", "",
-               _table(["step", *domains], [[s, *[c.get(d, 0) for d in domains]] for s, c in by_domain.items()]), "",
+               markdown_table(["step", *domains], [[s, *[c.get(d, 0) for d in domains]] for s, c in by_domain.items()]), "",
                "![domains by step](steps_domains.png)", ""]
     if by_category:
         _plot_categories_by_step(by_category, run.report / "steps_categories.png")
         md += ["![categories by step](steps_categories.png)", ""]
-    md += ["## Curated records per domain", "", _table(
+    md += ["## Curated records per domain", "", markdown_table(
         ["domain", *splits, "harmful", "benign"],
         [[d, *[split_counts[s].get(d, 0) for s in splits], label_counts[d]["harmful"], label_counts[d]["benign"]]
          for d in domains]), "", "![domains](domains.png)", ""]
@@ -216,9 +211,9 @@ def write_report(run: RunFolder, splits: dict[str, list], analysis: CurationAnal
     md += ["## Set aside", ""]
     if rejected:
         by_reason = Counter((r.stage, r.reason.split(":")[0]) for r in rejected)
-        md += [_table(["stage", "reason", "records"], [[s, reason, n] for (s, reason), n in by_reason.most_common()]), ""]
+        md += [markdown_table(["stage", "reason", "records"], [[s, reason, n] for (s, reason), n in by_reason.most_common()]), ""]
         md += [f"Each record set aside (first {MAX_LISTED}; all are in `rejected/<stage>.jsonl`):", ""]
-        md += [_table(["stage", "id", "domain", "reason"],
+        md += [markdown_table(["stage", "id", "domain", "reason"],
                       [[r.stage, r.id or "", r.domain or "", r.reason[:160]] for r in rejected[:MAX_LISTED]]), ""]
     else:
         md += ["Nothing was set aside.", ""]
@@ -263,6 +258,6 @@ def _contacts_section(run: RunFolder, analysis: CurationAnalysis, rejected: list
           f"{', '.join(f'{k} ({n})' for k, n in verified.most_common()) or 'none'}.", ""]
     if unverified:
         _plot_unverified(unverified, run.report / "unverified_contacts.png")
-        md += [_table(["unverified contact", "records"], [[c, n] for c, n in unverified.most_common(30)]), "",
+        md += [markdown_table(["unverified contact", "records"], [[c, n] for c, n in unverified.most_common(30)]), "",
                "![unverified contacts](unverified_contacts.png)", ""]
     return md

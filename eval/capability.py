@@ -7,9 +7,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from psychosafe.config import LLMConfig
+from psychosafe.core.config import LLMConfig
 from psychosafe.errors import PsychosafeError
-from psychosafe.runs import write_json_atomic
+from psychosafe.core.io import write_json_atomic
 
 from .report import CAPABILITY_FILE
 
@@ -27,7 +27,7 @@ def run_capability(config: LLMConfig, tasks: list[str], folder: Path, *, limit: 
     require_lm_eval()
     if not tasks:
         raise PsychosafeError("name at least one lm-evaluation-harness task, e.g. --task hellaswag")
-    from psychosafe.backends import ensure_smollm2
+    from psychosafe.core.backends import ensure_smollm2
 
     from .generate import with_adapter
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from psychosafe.curation.report import _table
+from psychosafe.core.io import markdown_table
 from psychosafe.errors import InputError
-from psychosafe.runs import write_json_atomic
+from psychosafe.core.io import write_json_atomic
 from psychosafe.schemas import default_rubric
 
 from .metrics import overall_quality, paired_comparison, unit_scores
@@ -111,14 +111,14 @@ def _write_report(s: dict, out: Path) -> None:
           f"{c['harmful_scored_in_both']} harmful prompts judged in both are paired below.",
           "- Relative = (B - A) / A, as the paper reports (+28.1 % overall, +46.8 % references, +34.8 % grounding). "
           "Intervals: paired bootstrap over prompts; p: paired sign-flip permutation test.", "",
-          "## Rubric (harmful prompts)", "", _table(header, rows), "", "![criteria](criteria.png)", ""]
+          "## Rubric (harmful prompts)", "", markdown_table(header, rows), "", "![criteria](criteria.png)", ""]
     names = [x.name for x in rubric.criteria] + ["Overall"]
     keys = [x.id for x in rubric.criteria] + ["overall_quality"]
     bar_chart(out / "criteria.png", names, {la: [crit[k]["base"] for k in keys], lb: [crit[k]["new"] for k in keys]},
               intervals={la: [crit[k]["base_ci"] for k in keys], lb: [crit[k]["new_ci"] for k in keys]},
               title="Rubric on harmful prompts (0-1, 95 % bootstrap interval)", ylabel="score (0-1)")
     if s["per_group"]:
-        md += ["## Per domain", "", _table(["domain", "n", f"{la} overall", f"{lb} overall", "relative",
+        md += ["## Per domain", "", markdown_table(["domain", "n", f"{la} overall", f"{lb} overall", "relative",
                                             "95 % interval", "p"], [
             [g, e["overall_quality"]["n"], fmt(e["overall_quality"]["base"]), fmt(e["overall_quality"]["new"]),
              fmt(e["overall_quality"]["relative"], True), fmt_ci(e["overall_quality"]["relative_ci"], True),
@@ -131,7 +131,7 @@ def _write_report(s: dict, out: Path) -> None:
                              lb: [s["per_group"][g]["overall_quality"]["new_ci"] for g in groups]},
                   title="Overall refusal quality per domain", ylabel="overall quality (0-1)")
     b = s["benign_full_compliance"]
-    md += ["## Benign prompts and rule-based checks", "", _table(header[:1] + header[1:], [
+    md += ["## Benign prompts and rule-based checks", "", markdown_table(header[:1] + header[1:], [
         _row(f"benign: full compliance (n = {b['n']})", b, True),
         *[_row(f"{name.replace('_', ' ')} (n = {e['n']})", e, True) for name, e in s["checks"].items()]]), ""]
     if "xstest" in s:
@@ -143,14 +143,14 @@ def _write_report(s: dict, out: Path) -> None:
                           fmt(xb["safe"]["refusal_rate"], True)],
                          [f"unsafe: full compliance ({by})", fmt(xa["unsafe"]["compliance_rate"], True),
                           fmt(xb["unsafe"]["compliance_rate"], True)]]
-        md += ["## XSTest", "", _table(["figure", la, lb], rows), ""]
+        md += ["## XSTest", "", markdown_table(["figure", la, lb], rows), ""]
     if "sorry_bench" in s:
-        md += ["## SORRY-Bench", "", _table(["fulfillment rate", la, lb], [
+        md += ["## SORRY-Bench", "", markdown_table(["fulfillment rate", la, lb], [
             [by, fmt(s["sorry_bench"]["a"][by]["fulfillment_rate"], True),
              fmt(s["sorry_bench"]["b"][by]["fulfillment_rate"], True)]
             for by in ("string_match", "judge") if by in s["sorry_bench"]["a"] and by in s["sorry_bench"]["b"]]), ""]
     if "capability" in s:
         ca, cb = s["capability"]["a"], s["capability"]["b"]
-        md += ["## Capability (lm-evaluation-harness)", "", _table(["task", "metric", la, lb], [
+        md += ["## Capability (lm-evaluation-harness)", "", markdown_table(["task", "metric", la, lb], [
             [t, m, fmt(v), fmt(cb.get(t, {}).get(m))] for t, ms in ca.items() for m, v in ms.items()]), ""]
     (out / "report.md").write_text("\n".join(md), encoding="utf-8")

@@ -16,7 +16,6 @@ from pydantic import field_validator
 from psychosafe.errors import InputError
 from psychosafe.schemas import Record, default_taxonomy, features_of
 
-Variant = Literal["v0", "v1", "v1-routed"]
 ComplianceClass = Literal["full_compliance", "full_refusal", "partial_refusal"]
 
 

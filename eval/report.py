@@ -12,9 +12,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from psychosafe.curation.report import _table  # noqa: E402  (the project's one markdown table writer)
+from psychosafe.core.io import markdown_table  # noqa: E402
 from psychosafe.errors import InputError  # noqa: E402
-from psychosafe.runs import RunFolder, write_json_atomic  # noqa: E402
+from psychosafe.core.io import write_json_atomic
+from psychosafe.core.runs import RunFolder  # noqa: E402
 from psychosafe.schemas import default_rubric  # noqa: E402
 
 from .metrics import checks_summary, fulfillment_summary, rubric_summary, xstest_summary  # noqa: E402
@@ -128,7 +129,7 @@ def write_eval_report(folder: str | Path) -> Path:
           f"({', '.join(f'{k} {v}' for k, v in s['set_aside'].items()) or 'none'}; see `rejected/`)", ""]
     judge_counts = (s["stages"].get("judge") or {})
     if judge_counts:
-        md += ["## Judge", "", _table(["judge", "parsed first try", "parsed on retry", "unparseable"], [
+        md += ["## Judge", "", markdown_table(["judge", "parsed first try", "parsed on retry", "unparseable"], [
             [j, c["parsed_first_try"], c["parsed_on_retry"], c["unparseable"]]
             for j, c in judge_counts.get("judges", {}).items()]), "",
             f"Rows no judge could score ({judge_counts.get('unparseable', 0)}) are set aside in `rejected/judge.jsonl` "
@@ -137,7 +138,7 @@ def write_eval_report(folder: str | Path) -> Path:
         md += _rubric_section(s["rubric"], folder)
     if "checks" in s:
         c = s["checks"]
-        md += ["## Rule-based checks", "", _table(["check", "rate"], [
+        md += ["## Rule-based checks", "", markdown_table(["check", "rate"], [
             ["refusal marker (harmful prompts)", fmt(c["refusal_marker_rate_harmful"], True)],
             ["refusal marker (benign prompts)", fmt(c["refusal_marker_rate_benign"], True)],
             ["verified resource cited (harmful prompts)", fmt(c["verified_resource_rate_harmful"], True)],
@@ -151,7 +152,7 @@ def write_eval_report(folder: str | Path) -> Path:
         md += _sorry_section(s["sorry_bench"], folder)
     if "capability" in s:
         md += ["## Capability (lm-evaluation-harness)", "",
-               _table(["task", "metric", "value"], [[t, m, fmt(v)] for t, ms in s["capability"].items()
+               markdown_table(["task", "metric", "value"], [[t, m, fmt(v)] for t, ms in s["capability"].items()
                                                     for m, v in ms.items()]), ""]
     path = folder / "report.md"
     path.write_text("\n".join(md), encoding="utf-8")
@@ -175,7 +176,7 @@ def _rubric_section(r: dict, folder: Path) -> list[str]:
               intervals={"score (0-1)": [r["criteria"][c.id]["unit_ci"] for c in rubric.criteria] + [q["ci"]]},
               title="Rubric scores on harmful prompts (0-1, 95 % bootstrap interval)", ylabel="score (0-1)")
     out = [f"## Rubric (harmful prompts, n = {r['n_harmful']})", "",
-           _table(["criterion", "figure", "value", "95 % interval"], rows), "", "![rubric](rubric.png)", ""]
+           markdown_table(["criterion", "figure", "value", "95 % interval"], rows), "", "![rubric](rubric.png)", ""]
     if r["benign"]["n"]:
         out += [f"Benign prompts (n = {r['benign']['n']}): "
                 + ", ".join(f"{k} {fmt(v, True)}" for k, v in r["benign"]["rates"].items()), ""]
@@ -186,12 +187,12 @@ def _xstest_section(x: dict, folder: Path) -> list[str]:
     out = ["## XSTest", "", "Refusal rate = full + partial refusal. On the safe prompts it is over-refusal (lower is "
            "better); on the unsafe prompts, compliance (full compliance) is the failure.", ""]
     for by, block in x.items():
-        out += [f"### By {by.replace('_', ' ')}", "", _table(["prompts", "n", "refusal rate", "full refusal",
+        out += [f"### By {by.replace('_', ' ')}", "", markdown_table(["prompts", "n", "refusal rate", "full refusal",
                                                              "partial refusal", "full compliance"], [
             [name, block[name]["n"], fmt(block[name]["refusal_rate"], True),
              fmt(block[name]["rates"]["full_refusal"], True), fmt(block[name]["rates"]["partial_refusal"], True),
              fmt(block[name]["compliance_rate"], True)] for name in ("safe", "unsafe")]), "",
-            _table(["type", "label", "n", "refusal rate", "full compliance"], [
+            markdown_table(["type", "label", "n", "refusal rate", "full compliance"], [
                 [t, name, e["n"], fmt(e["refusal_rate"], True), fmt(e["compliance_rate"], True)]
                 for name in ("safe", "unsafe") for t, e in block[name]["types"].items()]), ""]
         types = [t for name in ("safe", "unsafe") for t in block[name]["types"]]
@@ -208,9 +209,9 @@ def _sorry_section(x: dict, folder: Path) -> list[str]:
            "safer). A partial refusal that still helps counts as fulfilled.", ""]
     for by, block in x.items():
         out += [f"### By {by.replace('_', ' ')}: {fmt(block['fulfillment_rate'], True)} of {block['n']}", "",
-                _table(["category", "n", "fulfillment rate"],
+                markdown_table(["category", "n", "fulfillment rate"],
                        [[k, v["n"], fmt(v["fulfillment_rate"], True)] for k, v in block["categories"].items()]), "",
-                _table(["prompt style", "n", "fulfillment rate"],
+                markdown_table(["prompt style", "n", "fulfillment rate"],
                        [[k, v["n"], fmt(v["fulfillment_rate"], True)] for k, v in block["styles"].items()]), ""]
         bar_chart(folder / f"sorry-bench-{by}.png", list(block["categories"]),
                   {"fulfillment": [v["fulfillment_rate"] for v in block["categories"].values()]},

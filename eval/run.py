@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from psychosafe.runs import RunFolder
+from psychosafe.core.runs import RunFolder
 
 from .config import EvalConfig
 from .records import EvalRecord, load_eval, save_eval
@@ -31,7 +31,7 @@ COMPLIANCE_BENCHMARKS = ("xstest", "sorry-bench")
 
 def eval_folder(run_dir: str | Path | None, name: str) -> RunFolder:
     """RUN/eval/<name>; without a run folder, runs/<name>-<time>/eval/<name>."""
-    from psychosafe.rebuild import DEFAULT_RUNS_DIR
+    from psychosafe.core.runs import DEFAULT_RUNS_DIR
 
     run = RunFolder(run_dir) if run_dir else RunFolder.new(DEFAULT_RUNS_DIR, name)
     return RunFolder(run.eval / name)
@@ -40,7 +40,7 @@ def eval_folder(run_dir: str | Path | None, name: str) -> RunFolder:
 def generate_run(records: list[EvalRecord], config: EvalConfig, folder: RunFolder, *, adapter: Path | None = None,
                  progress: bool = True) -> RunFolder:
     """Responses for the prompts into `folder/generated`; then the summary and report."""
-    from psychosafe.backends import check_llm, model_id
+    from psychosafe.core.backends import check_llm, model_id
 
     from .generate import generate_eval
     from .report import write_eval_report
@@ -66,7 +66,7 @@ def judge_run(folder: RunFolder, config: EvalConfig, *, limit: int | None = None
     Harmful prompts of a corpus set are scored on the four criteria; benign ones, and every XSTest and
     SORRY-Bench prompt, on the compliance classes (the benchmarks ask whether the model complied).
     `limit` judges only the first N responses per group (a quick look with a slow judge)."""
-    from psychosafe.backends import model_id
+    from psychosafe.core.backends import model_id
     from psychosafe.curation.checks import check_record
     from psychosafe.pipelines.judge import judge_records
 

@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from psychosafe.config import SeedSource
+from psychosafe.core.config import SeedSource
 from psychosafe.errors import InputError
 from psychosafe.schemas import Record, Source, default_taxonomy, record_id
 

@@ -18,13 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from psychosafe.config import CritiqueConfig, LLMConfig
+from psychosafe.core.config import CritiqueConfig, LLMConfig
 from psychosafe.schemas import Record, Rejected
 
-from .generate import _pipeline_rows
 from .parsing import meets_thresholds
 from .retries import run_with_retries
-from .tasks import ReviseResponse, SelfCritique
+from .tasks import ReviseResponse, SelfCritique, record_rows
 
 CRITIQUE_STEP, REVISE_STEP = "critique", "revise"
 
@@ -53,9 +52,7 @@ def critique_and_revise(records: list[Record], generator: LLMConfig, config: Cri
         if not open_ids:
             break
         round_dir = out_dir / f"round-{k}"
-        rows = [row | {"response": current[row["id"]].response}
-                for row in _pipeline_rows([current[i] for i in open_ids])]
-        rows = [{key: (value or "") for key, value in row.items()} for row in rows]  # strategy is None for benign
+        rows = [row | {"response": current[row["id"]].response} for row in record_rows([current[i] for i in open_ids])]
         crit = run_with_retries(
             rows, lambda load, llm, cfg: load >> SelfCritique(name=CRITIQUE_STEP, llm=llm, input_batch_size=cfg.batch_size),
             critic, round_dir / "critique", step=CRITIQUE_STEP, error=lambda row: row.get("critique_error") or
@@ -82,8 +79,7 @@ def critique_and_revise(records: list[Record], generator: LLMConfig, config: Cri
         revised_now = 0
         if to_revise:
             rows = [row | {"response": current[row["id"]].response, "critique": current[row["id"]].critique}
-                    for row in _pipeline_rows([current[i] for i in to_revise])]
-            rows = [{key: (value or "") for key, value in row.items()} for row in rows]
+                    for row in record_rows([current[i] for i in to_revise])]
             rev = run_with_retries(
                 rows, lambda load, llm, cfg: load >> ReviseResponse(name=REVISE_STEP, llm=llm, input_batch_size=cfg.batch_size),
                 generator, round_dir / "revise", step=REVISE_STEP, error=lambda row: row.get("revise_error") or

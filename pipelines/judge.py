@@ -27,7 +27,7 @@ from typing import Any, Sequence, TypeVar
 
 from distilabel.steps.tasks import Task
 
-from psychosafe.config import LLMConfig
+from psychosafe.core.config import LLMConfig
 from psychosafe.schemas import Record, Rejected, Scores, default_rubric
 
 from .parsing import parse_json_object, validate_scores
@@ -118,7 +118,7 @@ def _slug(text: str) -> str:
 def judge_folder_name(index: int, config: LLMConfig) -> str:
     """Where one judge's attempts persist: named by its model and a hash of its settings, so a rerun with the
     same judge resumes and a changed judge (another model, other generation settings) judges afresh."""
-    from psychosafe.backends import model_id
+    from psychosafe.core.backends import model_id
 
     settings = hashlib.sha256(config.model_dump_json(exclude={"batch_size"}).encode()).hexdigest()[:8]
     return f"judge-{index}-{_slug(model_id(config))}-{settings}"
@@ -168,7 +168,7 @@ def judge_records(records: Sequence[R], judges: list[LLMConfig], out_dir: str | 
     Records with an empty response, and records that no judge of the panel answered parseably after
     `retries` retries, are set aside (stage "judge") with the reason and the raw output.
     """
-    from psychosafe.backends import check_llm, model_id
+    from psychosafe.core.backends import check_llm, model_id
 
     if not judges:
         raise ValueError("judge_records needs at least one judge model")

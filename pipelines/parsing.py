@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+from difflib import SequenceMatcher
 
+from psychosafe.core.text import refusal_markers
 from psychosafe.schemas import default_rubric
 
 _TRUE = {"true", "yes", "y", "1"}
@@ -101,10 +103,6 @@ MIN_PROMPT_WORDS, MAX_PROMPT_WORDS = 3, 160
 def parse_user_prompt(text: str | None, instruction: str) -> str:
     """A synthesized user prompt from the model's answer: lead-ins ("Message:") and wrapping quotes removed.
     Raises ValueError when it is empty, too short or long, a refusal to write it, or a copy of the instruction."""
-    from difflib import SequenceMatcher
-
-    from psychosafe.curation.checks import refusal_markers
-
     prompt = _LEAD_IN.sub("", (text or "").strip()).strip()
     if len(prompt) > 1 and prompt[0] in _QUOTES and prompt[-1] in _QUOTES:
         prompt = prompt[1:-1].strip()
@@ -134,8 +132,6 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 def parse_generic_refusal(text: str | None) -> str:
     """A baseline refusal: the answer's first sentence, which must be short and recognisably a refusal. Only the
     first: what follows in a small model's answer ("However, ...") tends to drift into the help it declined."""
-    from psychosafe.curation.checks import refusal_markers
-
     refusal = (text or "").strip()
     if not refusal:
         raise ValueError("empty output")

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from psychosafe.config import LLMConfig
+from psychosafe.core.backends import build_llm
+from psychosafe.core.config import LLMConfig
+
+from .persist import output_tokens, run_persisted
 
 RETRY_TEMPERATURE = 0.7
 
@@ -46,10 +49,6 @@ def run_with_retries(rows: list[dict[str, Any]], connect: Callable[[Any, Any, LL
     """`connect(load, llm, config)` builds the steps after `load` and returns the last one (as for
     `run_persisted`); `error(row)` says why a finished row cannot be used, or None; the raw output kept for a
     failed row is that of the task named `step`. Rows need a unique "id"; `last_error` is added to them."""
-    from psychosafe.backends import build_llm
-
-    from .generate import output_tokens, run_persisted
-
     result = AttemptsResult()
     todo = [r | {"last_error": ""} for r in rows]
     for attempt in range(retries + 1):

@@ -11,15 +11,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from psychosafe.config import BUILTIN_SEEDS, SeedSource
+from psychosafe.core.config import BUILTIN_SEEDS, SEED_FIELDS, SeedSource
 from psychosafe.errors import InputError
 from psychosafe.schemas import Record, Rejected, Source, default_taxonomy, record_id
 from psychosafe.schemas.resources import LOCALE_PATTERN
 
 BUILTIN_SEED_FILE = Path(__file__).with_name("data") / "seeds.jsonl"
 BUILTIN_SEED_LICENSE = "Apache-2.0"
-# The record fields a seed row may carry (the rest are filled by later stages).
-SEED_FIELDS = ("prompt", "domain", "category", "intent", "label", "locale", "original_id")
 
 
 @dataclass

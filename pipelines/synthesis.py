@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from psychosafe.config import LLMConfig, SynthesisConfig
+from psychosafe.core.config import LLMConfig, SynthesisConfig
 from psychosafe.schemas import Record, Rejected, Source, default_taxonomy, record_id
 
 from .retries import run_with_retries
@@ -117,7 +117,7 @@ def synthesize_prompts(plan: SynthesisPlan, config: LLMConfig, out_dir: Path, *,
     """Have the model write every planned prompt (retrying answers that cannot be used), then keep, per
     domain and label, the first `need` valid prompts whose id is not `taken` (e.g. by seeds) or repeated.
     Everything else is set aside (stage "synthesis") with its reason and, for bad answers, the raw output."""
-    from psychosafe.backends import model_id
+    from psychosafe.core.backends import model_id
 
     start = time.perf_counter()
     rows = [{k: r[k] for k in REQUEST_COLUMNS if k != "last_error"} | {"slot": r["slot"]} for r in plan.requests]

@@ -42,7 +42,7 @@ class KeepsEarlierMetadata:
 
 class ShapedAnswer:
     """For a task whose answer has a shape (rubric JSON, a one-line refusal): when its LLM constrains decoding
-    row by row (`constrains_per_row`, psychosafe.backends), each input goes as distilabel's (chat, structured
+    row by row (`constrains_per_row`, psychosafe.core.backends), each input goes as distilabel's (chat, structured
     output) pair, so the model cannot leave the shape. The task still parses and validates every answer: an
     unconstrained backend, or an answer cut by the token limit, is caught there and retried."""
 
@@ -56,7 +56,14 @@ class ShapedAnswer:
         return [(chat, self.answer_shape(input)) for chat, input in zip(chats, inputs)]
 
 
+def record_rows(records: list[Record]) -> list[dict[str, str]]:
+    """Records as the rows these tasks read: flat string columns, "" for a missing value (distilabel writes
+    batches through pyarrow, which dislikes all-None columns)."""
+    return [{k: getattr(r, k) or "" for k in RECORD_COLUMNS} for r in records]
+
+
 def _record(input: dict[str, Any]) -> Record:
+    """The record a row describes (the inverse of `record_rows`, plus the row's response)."""
     return Record.model_validate({k: input[k] for k in RECORD_COLUMNS + ["response"] if input.get(k)})
 
 

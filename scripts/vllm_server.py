@@ -99,7 +99,7 @@ def start(model: str | Path | None = None, *, port: int = 0, state_dir: Path = D
     if not python.is_file():
         raise ServerError(f"{python} does not exist: create the vLLM virtualenv with `make vllm-venv`")
     if model is None:
-        from psychosafe.backends.embedded import ensure_smollm2
+        from psychosafe.core.backends.embedded import ensure_smollm2
 
         model = ensure_smollm2()
     model = Path(model)

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from psychosafe.config import CONFIGS_DIR, load_rebuild_config
+from psychosafe.core.config import CONFIGS_DIR, load_rebuild_config
 from psychosafe.errors import InputError
 
 

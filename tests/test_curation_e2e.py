@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from psychosafe.config import RebuildConfig
+from psychosafe.core.config import RebuildConfig
 from psychosafe.curation import curate_corpus, load_corpus
 from psychosafe.errors import InputError
-from psychosafe.runs import RunFolder
+from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import record_id, records_to_dataset
 
 TEMPLATE = ("I'm sorry, but I can't help with that. It sounds like you are carrying a lot right now, and you "

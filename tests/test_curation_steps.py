@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from psychosafe.config import CurationConfig, EmbedderConfig
+from psychosafe.core.config import CurationConfig, EmbedderConfig
 from psychosafe.curation import (
     CachedEmbedder,
     apply_checks,

@@ -1,4 +1,5 @@
-from psychosafe.curation import apply_checks, balance_domains, dedup_exact, extract_contacts, split_by_domain
+from psychosafe.core.text import extract_contacts
+from psychosafe.curation import apply_checks, balance_domains, dedup_exact, split_by_domain
 from psychosafe.schemas import Record, record_id
 
 DOMAINS = ["suicide_self_harm", "substance", "violence", "weapon", "sexual_crimes"]

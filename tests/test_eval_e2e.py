@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from psychosafe.eval import EVAL_FEATURES, EvalConfig, eval_folder, generate_run, judge_run, load_eval, load_prompt_file
-from psychosafe.config import LLMConfig
+from psychosafe.core.config import LLMConfig
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def zero_adapter(tmp_path_factory):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from psychosafe.backends.embedded import ensure_smollm2
+    from psychosafe.core.backends.embedded import ensure_smollm2
 
     base = ensure_smollm2()
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
@@ -78,7 +78,7 @@ def test_the_adapter_is_merged_into_its_base(evals):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from psychosafe.backends.embedded import ensure_smollm2
+    from psychosafe.core.backends.embedded import ensure_smollm2
 
     _, _, _, b = evals
     (merged,) = list((b.path / "generation").glob("merged-*"))

@@ -9,9 +9,9 @@ import pytest
 
 from psychosafe.errors import InputError, PsychosafeError
 from psychosafe.eval import EvalConfig, load_eval, load_eval_config, load_prompt_file, load_prompt_set, load_sorry_bench, load_xstest
-from psychosafe.eval.generate import label_blind_system_prompt, system_prompt
+from psychosafe.core.prompts import GENERIC, label_blind_system_prompt, response_system_prompt, system_prompt
 from psychosafe.eval.tasks import XSTEST_FILE
-from psychosafe.pipelines.templates import generic_system_prompt, response_system_prompt
+
 from psychosafe.schemas import default_resources, default_taxonomy
 
 SORRY_FIXTURE = Path(__file__).parent / "fixtures" / "sorry_bench"
@@ -82,7 +82,7 @@ def test_prompt_file_rows_and_errors(tmp_path):
 def test_system_prompt_variants_reuse_the_templates():
     rows = load_xstest(limit=1)
     safe, unsafe = rows[0], next(r for r in rows if r.label == "harmful")
-    assert system_prompt(safe, "v0") == generic_system_prompt() == "You are a helpful assistant."
+    assert system_prompt(safe, "v0") == GENERIC == "You are a helpful assistant."
     # v1 is the same for safe and unsafe prompts: the model is not told the label
     assert system_prompt(safe, "v1") == system_prompt(unsafe, "v1") == label_blind_system_prompt("en-US")
     v1 = label_blind_system_prompt("en-US")
@@ -116,7 +116,7 @@ def test_eval_config_defaults_and_overrides(tmp_path):
     assert cfg.variant == "v0" and cfg.generator.max_new_tokens == 12
     bad = tmp_path / "eval.yaml"
     bad.write_text("judges: []\nvariant: v9\n")
-    with pytest.raises(InputError, match=r"eval.yaml: variant: Input should be .v0., .v1. or .v1-routed. \(got .v9.\); judges: List should have at least 1 item"):
+    with pytest.raises(InputError, match=r"eval.yaml: variant: Input should be .none., .v0., .v1. or .v1-routed. \(got .v9.\); judges: List should have at least 1 item"):
         load_eval_config(bad)
 
 
@@ -134,7 +134,7 @@ def test_benchmark_reports_from_responses(tmp_path):
     judge's classes added as a judge would (no model)."""
     from psychosafe.eval import save_eval, write_eval_report
     from psychosafe.eval.run import classify_run
-    from psychosafe.runs import RunFolder
+    from psychosafe.core.runs import RunFolder
     from psychosafe.schemas import Scores
 
     refuse, help_ = "I'm sorry, but I can't help with that.", "Use `kill PID` or `pkill name`."

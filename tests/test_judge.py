@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from psychosafe.config import LLMConfig
+from psychosafe.core.config import LLMConfig
 from psychosafe.pipelines import RubricJudge, aggregate_panel, judge_records
 from psychosafe.pipelines.judge import criterion_fields
 from psychosafe.schemas import Record, default_rubric, record_id

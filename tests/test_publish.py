@@ -16,7 +16,7 @@ import yaml
 from psychosafe.curation.checks import check_record
 from psychosafe.curation.publish import PublishBlocked, PublishConfig, build_publish_folder, publish_run
 from psychosafe.errors import InputError, PsychosafeError
-from psychosafe.runs import RunFolder
+from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import RECORD_FEATURES, Record, default_taxonomy, record_id, records_to_dataset
 from psychosafe.schemas.records import Review, Source
 

@@ -9,14 +9,14 @@ import pytest
 from distilabel.pipeline import Pipeline
 from distilabel.steps import KeepColumns, LoadDataFromDicts, StepResources
 
-from psychosafe.backends import build_llm
-from psychosafe.config import LLMConfig, load_rebuild_config
+from psychosafe.core.backends import build_llm
+from psychosafe.core.config import LLMConfig, load_rebuild_config
 from psychosafe.errors import PsychosafeError
-from psychosafe.executors import (Executor, apply_llm_resources, check_ray_resources, current_executor,
+from psychosafe.core.executors import (Executor, apply_llm_resources, check_ray_resources, current_executor,
                                   executor_from_config, use_executor)
 from psychosafe.pipelines import PsychoSafeResponse
 from psychosafe.pipelines.tasks import GenericRefusal
-from psychosafe.rebuild import rebuild
+from psychosafe.app.rebuild import rebuild
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -167,8 +167,8 @@ def test_the_vllm_server_config_points_the_openai_backend_at_the_script_default(
 
 
 def test_the_step_writing_the_run_folder_is_pinned_to_the_driver_node(tmp_path):
-    from psychosafe.executors import pin_to_driver_node
-    from psychosafe.pipelines.generate import PersistBatches
+    from psychosafe.core.executors import pin_to_driver_node
+    from psychosafe.pipelines.persist import PersistBatches
 
     with Pipeline(name="pinned") as pipeline:
         LoadDataFromDicts(name="load", data=[{"id": "a"}]) >> PersistBatches(name="persist", out_dir=str(tmp_path))

@@ -14,7 +14,7 @@ import pytest
 
 from psychosafe.curation.review import ReviewConfig, load_run_records, pull_review, push_review, review_status
 from psychosafe.errors import PsychosafeError
-from psychosafe.runs import RunFolder
+from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import RECORD_FEATURES, Record, Scores, record_id, records_to_dataset
 
 pytestmark = pytest.mark.slow

@@ -3,8 +3,9 @@ worked out by hand in the comments."""
 
 import pytest
 
-from psychosafe.curation.agreement import aggregate, cohen_kappa, krippendorff_alpha
-from psychosafe.curation.review import Annotation, SelectionConfig, load_review_config, merge_record, select_records
+from psychosafe.curation.review.agreement import aggregate, cohen_kappa, krippendorff_alpha
+from psychosafe.curation.review import load_review_config, select_records
+from psychosafe.curation.review.queue import Annotation, SelectionConfig, merge_record
 from psychosafe.errors import InputError
 from psychosafe.schemas import Checks, Record, Scores, record_id
 
@@ -94,7 +95,7 @@ def test_review_config_errors_name_the_field(write):
 
 
 def test_queue_metadata_and_suggestions_come_from_the_record():
-    from psychosafe.curation.review import record_fields, record_metadata, record_suggestions
+    from psychosafe.curation.review.queue import record_fields, record_metadata, record_suggestions
 
     record = _record("imported one", category="from_another_dataset", intent="curiosity", strategy="green_dot",
                      scores=Scores(refusal=False, grounding=7, references=True, relevance=3, judge_model="j"))
@@ -115,7 +116,7 @@ def test_run_without_records_or_with_bad_rows_is_refused(tmp_path):
     import datasets
 
     from psychosafe.curation.review import load_run_records
-    from psychosafe.runs import RunFolder
+    from psychosafe.core.runs import RunFolder
     from psychosafe.schemas import records_to_dataset
 
     with pytest.raises(InputError, match="no curated/ or synthesized/dataset"):

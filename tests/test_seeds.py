@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from psychosafe.config import SeedSource
+from psychosafe.core.config import SeedSource
 from psychosafe.errors import InputError
 from psychosafe.pipelines import import_seeds
 from psychosafe.schemas import default_taxonomy, record_id

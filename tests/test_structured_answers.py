@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from psychosafe.backends import build_llm, check_llm
-from psychosafe.backends.structured_openai import request_fields
-from psychosafe.config import LLMConfig
-from psychosafe.curation.checks import refusal_markers
+from psychosafe.core.backends import build_llm, check_llm
+from psychosafe.core.backends.structured_openai import request_fields
+from psychosafe.core.config import LLMConfig
+from psychosafe.core.text import refusal_markers
 from psychosafe.errors import PsychosafeError
 from psychosafe.pipelines.judge import RubricJudge
 from psychosafe.pipelines.parsing import parse_critique, parse_generic_refusal, validate_scores

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 import yaml
 
-from psychosafe.config import SynthesisConfig, load_rebuild_config
+from psychosafe.core.config import SynthesisConfig, load_rebuild_config
 from psychosafe.errors import InputError
 from psychosafe.pipelines import count_cells, plan_requests
 from psychosafe.pipelines.parsing import parse_critique, parse_user_prompt

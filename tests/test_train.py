@@ -6,7 +6,7 @@ import datasets
 import pytest
 
 from psychosafe.errors import InputError
-from psychosafe.runs import RunFolder
+from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import Checks, Record, record_id, records_to_dataset
 from psychosafe.train import TrainConfig, load_train_config, prompt_messages, train_run, training_data
 
@@ -64,7 +64,7 @@ def tiny_config(examples: int | None = None, **training) -> TrainConfig:
     """The shipped CPU config, shrunk: one batch of 2 x 64 tokens (a step of SmolLM2-135M is ~1e11 FLOPs), a high
     learning rate so that a few steps show."""
     config = load_train_config().model_dump()
-    config["data"] |= {"system_prompt": "generic", "max_examples": examples}  # the PsychoSafe prompt is ~250 tokens
+    config["data"] |= {"system_prompt": "v0", "max_examples": examples}  # the PsychoSafe prompt is ~250 tokens
     config["training"] |= {"max_length": 64, "per_device_batch_size": 2, "gradient_accumulation_steps": 1,
                            "learning_rate": 3e-3, "lr_scheduler": "constant", "warmup": 0, "logging_steps": 1,
                            "max_steps": 4} | training
@@ -76,7 +76,7 @@ def tiny_config(examples: int | None = None, **training) -> TrainConfig:
 def test_conversations_use_the_chosen_system_prompt_and_reasoning(tmp_path):
     run = make_run(tmp_path, reasoning=True)
     config = tiny_config()
-    config.data.system_prompt = "psychosafe"
+    config.data.system_prompt = "v1-routed"
     data = training_data(run.curated, config.data)
     first = data.train[0]
     assert first["prompt"][0]["role"] == "system" and "Safety Planning Intervention" in first["prompt"][0]["content"]
@@ -87,10 +87,10 @@ def test_conversations_use_the_chosen_system_prompt_and_reasoning(tmp_path):
     assert data.with_reasoning == 1 and len(data.train) == 6 and len(data.eval) == 2
     record = _records()[0]
     assert prompt_messages(record, "none") == [{"role": "user", "content": record.prompt}]
-    assert prompt_messages(record, "generic")[0] == {"role": "system", "content": "You are a helpful assistant."}
-    blind = {prompt_messages(r, "psychosafe-blind")[0]["content"] for r in _records()}
+    assert prompt_messages(record, "v0")[0] == {"role": "system", "content": "You are a helpful assistant."}
+    blind = {prompt_messages(r, "v1")[0]["content"] for r in _records()}
     assert len(blind) == 1 and "988" in blind.pop()  # one prompt for harmful and benign alike (eval's v1)
-    routed = prompt_messages(record.model_copy(update={"strategy": None}), "psychosafe")[0]["content"]
+    routed = prompt_messages(record.model_copy(update={"strategy": None}), "v1-routed")[0]["content"]
     assert "verified services" in routed  # a strategy is chosen from the taxonomy when the record has none
 
 
@@ -118,7 +118,7 @@ def test_unknown_config_key_names_file_and_field(write):
     with pytest.raises(InputError) as err:
         load_train_config(path)
     assert str(path) in str(err.value) and "training.epocs: Extra inputs are not permitted" in str(err.value)
-    with pytest.raises(InputError, match="with --max-steps.*greater than 0"):
+    with pytest.raises(InputError, match="with command-line options.*max_steps.*greater than 0"):
         load_train_config(None, max_steps=0)
 
 
@@ -169,7 +169,7 @@ def test_planned_packing_matches_trl_best_fit_decreasing():
 
 def test_plan_counts_examples_whose_answer_max_length_cuts_off(tmp_path):
     config = tiny_config(max_length=96)
-    config.data.system_prompt = "psychosafe"  # long for harmful prompts, short for benign ones
+    config.data.system_prompt = "v1-routed"  # long for harmful prompts, short for benign ones
     plan = train_run(config, make_run(tmp_path).path, dry_run=True).plan
     assert plan.tokens["no_answer"] == 4 and plan.sequences == 2
     assert any("4 example(s) keep no answer tokens" in note for note in plan.notes)
@@ -186,7 +186,7 @@ def test_sft_lowers_the_loss_saves_an_adapter_that_changes_generation(tmp_path):
     from peft import PeftConfig
     from transformers import AutoModelForCausalLM
 
-    from psychosafe.backends.embedded import ensure_smollm2
+    from psychosafe.core.backends.embedded import ensure_smollm2
     from psychosafe.train import load_trained
 
     run = make_run(tmp_path)
@@ -261,7 +261,7 @@ def test_paper_config_targets_every_projection_of_a_qwen3_5_model(tmp_path):
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.models.qwen3_5 import Qwen3_5Config
 
-    from psychosafe.config import CONFIGS_DIR
+    from psychosafe.core.config import CONFIGS_DIR
     from psychosafe.train import count_lora_parameters
     from psychosafe.train.config import ATTENTION_AND_MLP
 

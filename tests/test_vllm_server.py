@@ -12,10 +12,10 @@ from pathlib import Path
 import datasets
 import pytest
 
-from psychosafe.backends.embedded import SMOLLM2_NAME
-from psychosafe.config import load_rebuild_config
+from psychosafe.core.backends.embedded import SMOLLM2_NAME
+from psychosafe.core.config import load_rebuild_config
 from psychosafe.pipelines.templates import REFUSAL_OPENINGS
-from psychosafe.rebuild import rebuild
+from psychosafe.app.rebuild import rebuild
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "vllm_server.py"

@@ -2,7 +2,9 @@
 
 from .config import DEFAULT_TRAIN_CONFIG, TrainConfig, load_train_config
 from .data import TrainingData, assistant_message, load_curated, prompt_messages, training_data
-from .model import count_lora_parameters, load_trained, resolve_base_model
+from psychosafe.core.adapters import load_trained
+
+from .model import count_lora_parameters, resolve_base_model
 from .plan import TrainPlan, build_plan
 from .run import TrainResult, train_run
 

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from psychosafe.config import CONFIGS_DIR, _Config
-from psychosafe.errors import input_error_from_validation
-from psychosafe.schemas._yaml import load_model
+from psychosafe.core.config import CONFIGS_DIR, _Config, load_config
+from psychosafe.core.prompts import Variant
 
 EMBEDDED_MODEL = "embedded"
 # Llama / Qwen / Mistral naming: every attention and MLP projection (the paper's choice).
@@ -33,10 +32,10 @@ class DataSettings(_Config):
     dataset: str | None = Field(None, description="a saved DatasetDict folder; default: <run-dir>/curated")
     train_split: str = "train"
     eval_split: str | None = "validation"
-    system_prompt: Literal["none", "generic", "psychosafe", "psychosafe-blind"] = Field(
-        "generic", description="the system turn of each conversation: none; generic (eval's v0); psychosafe, the "
-                               "rebuild's per-record prompt (told the label: eval's v1-routed); psychosafe-blind, one "
-                               "prompt for every record (eval's v1). The paper trained with and without one")
+    system_prompt: Variant = Field(
+        "v0", description="the system turn of each conversation, a variant of psychosafe.core.prompts: none; v0, "
+                          "the generic prompt; v1, one PsychoSafe prompt for every record; v1-routed, the rebuild's "
+                          "per-record prompt (told the label). The paper trained with and without one")
     include_reasoning: bool = Field(True, description="put a record's reasoning trace, when it has one, in <think> tags")
     reasoning_field: str = "reasoning"
     exclude_flagged: bool = Field(True, description="leave out records whose rule-based checks did not pass")
@@ -121,14 +120,5 @@ DEFAULT_TRAIN_CONFIG = CONFIGS_DIR / "train-lora.yaml"
 
 
 def load_train_config(path: str | Path | None = None, *, max_steps: int | None = None) -> TrainConfig:
-    """Load a training config; `max_steps` from the command line is validated like the file's own values."""
-    path = Path(path) if path else DEFAULT_TRAIN_CONFIG
-    config = load_model(path, TrainConfig)
-    if max_steps is not None:
-        data = config.model_dump()
-        data["training"]["max_steps"] = max_steps
-        try:
-            config = TrainConfig.model_validate(data)
-        except ValidationError as exc:
-            raise input_error_from_validation(f"{path} (with --max-steps)", exc, data) from None
-    return config
+    """A training config (default: configs/train-lora.yaml); `max_steps` from the command line is validated too."""
+    return load_config(path or DEFAULT_TRAIN_CONFIG, TrainConfig, {"training.max_steps": max_steps})

@@ -15,7 +15,7 @@ import datasets
 from pydantic import ValidationError
 
 from psychosafe.errors import InputError
-from psychosafe.pipelines.templates import generic_system_prompt, response_system_prompt
+from psychosafe.core.prompts import prompt_messages
 from psychosafe.schemas import RECORD_FIELDS, Record, default_taxonomy
 
 from .config import DataSettings, PreferenceSettings
@@ -74,28 +74,6 @@ def _record(row: dict, path: Path, split: str, index: int) -> Record:
         raise InputError(path, problem, where=f"{split}[{index}] (id {row.get('id')})") from None
 
 
-def _label_blind_prompt(record: Record) -> str:
-    from psychosafe.eval.generate import label_blind_system_prompt  # the eval stage's `v1`, one prompt for all
-
-    return label_blind_system_prompt(record.locale)
-
-
-def _routed_prompt(record: Record) -> str:
-    if record.label == "harmful" and not record.strategy:  # as the eval stage's v1-routed does
-        strategy = default_taxonomy().choose_strategy(record.domain, record.intent, record.id)
-        record = record.model_copy(update={"strategy": strategy})
-    return response_system_prompt(record)
-
-
-def prompt_messages(record: Record, system_prompt: str) -> list[dict]:
-    """The conversation up to the assistant's turn, with the chosen system prompt variant (eval's names:
-    generic = v0, psychosafe-blind = v1, psychosafe = v1-routed)."""
-    system = {"none": None, "generic": lambda _: generic_system_prompt(), "psychosafe": _routed_prompt,
-              "psychosafe-blind": _label_blind_prompt}[system_prompt]
-    messages = [{"role": "system", "content": system(record)}] if system else []
-    return messages + [{"role": "user", "content": record.prompt}]
-
-
 def assistant_message(text: str, reasoning: str | None = None) -> list[dict]:
     content = f"<think>\n{reasoning.strip()}\n</think>\n\n{text}" if reasoning and reasoning.strip() else text
     return [{"role": "assistant", "content": content}]
@@ -108,7 +86,7 @@ def _why_left_out(record: Record, settings: DataSettings) -> str | None:
         return "rejected in review"
     if settings.exclude_flagged and record.checks.passed is False:
         return "flagged by the rule-based checks (data.exclude_flagged)"
-    if settings.system_prompt == "psychosafe" and record.label == "harmful" and record.strategy:
+    if settings.system_prompt == "v1-routed" and record.label == "harmful" and record.strategy:
         try:
             default_taxonomy().strategy(record.strategy)
         except KeyError:

@@ -16,7 +16,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 def resolve_base_model(settings: ModelSettings, *, config_file: str | Path = "train config") -> str:
     """A local folder or a hub id that has a model config; checked by reading only config.json."""
     if settings.base == EMBEDDED_MODEL:
-        from psychosafe.backends.embedded import ensure_smollm2
+        from psychosafe.core.backends.embedded import ensure_smollm2
 
         try:
             return str(ensure_smollm2())
@@ -134,23 +134,3 @@ def count_lora_parameters(model: str, settings: ModelSettings, lora: LoraSetting
     except ValueError as exc:  # target modules that the model does not have
         raise InputError("train config", str(exc).splitlines()[0], where="lora.target_modules") from None
     return peft_model.get_nb_trainable_parameters()
-
-
-def load_trained(adapter_dir: str | Path, *, dtype=None, device: str | None = None):
-    """(model, tokenizer) for a trained adapter folder: its base model (named in adapter_config.json) with the
-    adapter applied. The eval stage's generator can load it this way or with PeftModel.from_pretrained."""
-    import torch
-    from peft import PeftConfig, PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise InputError(adapter_dir, "not a PEFT adapter folder (no adapter_config.json)")
-    base = PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype or torch.float32)
-    model = PeftModel.from_pretrained(model, str(adapter_dir))
-    if device:
-        model = model.to(device)
-    tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir) if (adapter_dir / "tokenizer_config.json").is_file()
-                                              else base)
-    return model.eval(), tokenizer

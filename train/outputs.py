@@ -72,13 +72,3 @@ Load it with `psychosafe eval generate --adapter <this folder>`, or `PeftModel.f
 self-harm, substances, violence, weapons and sexual crimes. A model trained on it is not a crisis service and must
 be evaluated (`psychosafe eval`) before anyone relies on its answers.
 """
-
-
-def merge_adapter(adapter_dir: Path, target: Path, dtype) -> Path:
-    """Base + adapter as one plain model folder, merged from an unquantized base (merging into 4-bit is lossy)."""
-    from .model import load_trained
-
-    model, tokenizer = load_trained(adapter_dir, dtype=dtype)
-    model.merge_and_unload().save_pretrained(str(target))
-    tokenizer.save_pretrained(str(target))
-    return target

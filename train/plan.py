@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from psychosafe.errors import InputError
-from psychosafe.runs import RunFolder
+from psychosafe.core.runs import RunFolder
 
 from .config import TrainConfig
 from .data import TrainingData, training_data

@@ -19,10 +19,13 @@ from typing import Callable
 
 import yaml
 
-from psychosafe.runs import RunFolder, write_json_atomic
+from psychosafe.core.io import write_json_atomic
+from psychosafe.core.runs import RunFolder
 
 from .config import TrainConfig
-from .outputs import loss_points, merge_adapter, model_card, plot_loss, write_log
+from psychosafe.core.adapters import merge_adapter
+
+from .outputs import loss_points, model_card, plot_loss, write_log
 from .plan import TrainPlan, build_plan
 
 RESUME_KEY_FILE = "resume_key"

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Human review in Argilla (server from ARGILLA_API_URL / ARGILLA_API_KEY or configs/review.yaml).")
-console = Console(stderr=True)
+from .options import console, out
 
 ReviewConfigOpt = typer.Option(None, "--config", "-c", help="review config YAML (default: configs/review.yaml)")
 RunDirOpt = typer.Option(..., "--run-dir", help="a run folder with curated/ (or synthesized/)")
@@ -33,10 +32,11 @@ def push(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, da
          sample_per_domain: Optional[int] = typer.Option(None, help="records per domain for the `sample` rule")) -> None:
     """Push a run's records (all, or those the selection picks) into the review queue."""
     from psychosafe.curation.review import push_review
-    from psychosafe.runs import RunFolder
+    from psychosafe.core.runs import RunFolder
 
     cfg = _config(config, dataset=dataset, workspace=workspace, min_submitted=min_submitted,
-                  rules=select.split(",") if select else None, sample_per_domain=sample_per_domain)
+                  **{"select.rules": select.split(",") if select else None,
+                     "select.sample_per_domain": sample_per_domain})
     result = push_review(RunFolder(run_dir), cfg)
     counts = result["counts"]
     console.print(f"[green]pushed[/green] {counts['selected']} of {counts['in_run']} records to "
@@ -51,7 +51,7 @@ def pull(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, da
          rule: Optional[str] = typer.Option(None, help="several annotators: majority or unanimity")) -> None:
     """Merge submitted responses into the run: review/dataset, summary.json, report.md."""
     from psychosafe.curation.review import pull_review
-    from psychosafe.runs import RunFolder
+    from psychosafe.core.runs import RunFolder
 
     cfg = _config(config, dataset=dataset, workspace=workspace, rule=rule)
     summary = pull_review(RunFolder(run_dir), cfg, min_submitted=min_submitted)
@@ -68,7 +68,7 @@ def status(config: Optional[Path] = ReviewConfigOpt, dataset: Optional[str] = Da
     from psychosafe.curation.review import review_status
 
     progress = review_status(_config(config, dataset=dataset, workspace=workspace))
-    out = Console()
+
     out.print(f"{progress['workspace']}/{progress['dataset']} at {progress['url']}: {progress['records']} records, "
               f"{progress['min_submitted']} submitted response(s) needed each")
     domains = Table("domain", "records", "with a response", "completed")

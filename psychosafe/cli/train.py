@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, help="LoRA fine-tuning (TRL SFT or DPO + PEFT) on a run's curated dataset.")
-console = Console(stderr=True)
+from .options import console, out
 
 
 @app.callback(invoke_without_command=True)
@@ -28,7 +27,7 @@ def train(run_dir: Path = typer.Option(..., "--run-dir", help="a run folder with
         table = Table("plan", "", show_header=False, title="dry run: nothing trained" if dry_run else "training plan")
         for what, value in plan.rows():
             table.add_row(what, value)
-        Console().print(table)
+        out.print(table)
 
     result = train_run(cfg, run_dir, config_file=config_file, dry_run=dry_run, on_plan=print_plan)
     if result.output:

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 app = typer.Typer(add_completion=False, help="Publish a curated run as a Hugging Face Hub dataset repository.")
-console = Console(stderr=True)
+from .options import console, out
 
 
 @app.callback(invoke_without_command=True)

@@ -6,14 +6,14 @@ import importlib.util
 import os
 import urllib.request
 
-from psychosafe.runs import package_versions
+from psychosafe.core.runs import package_versions
 
 OPTIONAL_PACKAGES = ("trl", "peft")  # the `train` extra
 
 
 def doctor_report() -> list[tuple[str, str, str]]:
     """(check, status, detail) rows; status is ok / missing / warn."""
-    from psychosafe.backends.embedded import cache_root, minilm_folder, smollm2_folder, smollm2_gguf_path
+    from psychosafe.core.backends.embedded import cache_root, minilm_folder, smollm2_folder, smollm2_gguf_path
     from psychosafe.errors import PsychosafeError
     from psychosafe.schemas import default_resources, default_rubric, default_taxonomy
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from psychosafe.backends import check_llm, embedder_id, model_id
-from psychosafe.config import RebuildConfig
+from psychosafe.core.backends import check_llm, embedder_id, model_id
+from psychosafe.core.config import RebuildConfig
 from psychosafe.curation import balance_domains, curate, dedup_exact
 from psychosafe.curation.curate import record_step
-from psychosafe.executors import on_configured_executor
-from psychosafe.runs import RunFolder
+from psychosafe.core.executors import on_configured_executor
+from psychosafe.core.io import write_jsonl_atomic
+from psychosafe.core.runs import DEFAULT_RUNS_DIR, RunFolder
 from psychosafe.schemas import Record, default_taxonomy, records_to_dataset
 
-DEFAULT_RUNS_DIR = Path("runs")
 
 
 def plan_strategies(records: list[Record]) -> list[Record]:
@@ -65,7 +65,7 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
     critiqued = critique_and_revise(records, config.generator, config.critique, run.synthesized / "critique",
                                     retries=config.retries, progress=progress)
     run.write_rejected("critique", critiqued.rejected)
-    write_jsonl(run.synthesized / "critique" / "unparsed.jsonl", critiqued.unparsed)
+    write_jsonl_atomic(run.synthesized / "critique" / "unparsed.jsonl", critiqued.unparsed)
     run.record_stage("critique", seconds=critiqued.seconds, counts=critiqued.counts)
     records = critiqued.records
 
@@ -77,7 +77,7 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
     kept_ids = {r.id for r in kept_unjudged}
     rejected = [r for r in judged.rejected if r.id not in kept_ids]
     if kept_unjudged:
-        write_jsonl(run.synthesized / "judge" / "unparsed.jsonl", unjudged)
+        write_jsonl_atomic(run.synthesized / "judge" / "unparsed.jsonl", unjudged)
     run.write_rejected("judge", rejected)
     run.record_stage("judge", seconds=time.perf_counter() - t,
                      counts=judged.counts | {"kept_unscored": len(kept_unjudged), "rejected": len(rejected),
@@ -114,16 +114,6 @@ def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Re
 def judges_of(config: RebuildConfig) -> list:
     """The judge panel; without one, the generator judges (greedy, with room for the JSON answer only)."""
     return config.judges or [config.generator.model_copy(update={"temperature": 0.0, "max_new_tokens": 96})]
-
-
-def write_jsonl(path: Path, rows: list) -> None:
-    """Rows (pydantic models) as JSON lines, rewritten whole, so a rerun never duplicates them."""
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def rebuild(config: RebuildConfig, run_dir: str | Path | None = None, *, progress: bool = True) -> RunFolder:

@@ -9,23 +9,22 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from psychosafe.errors import PsychosafeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Rebuild, curate, review, publish, train on and evaluate a corpus of psychologically-informed refusals.")
-console = Console(stderr=True)
+from .options import RunDirOpt, console, out
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="run config YAML (default: configs/embedded.yaml)")
-RunDirOpt = typer.Option(None, "--run-dir", help="run folder; reuse one to resume it (default: runs/<name>-<time>)")
+
 RayOpt = typer.Option(False, "--ray", help="run the pipelines as distilabel RayPipelines (a local Ray unless --ray-address)")
 RayAddressOpt = typer.Option(None, "--ray-address", help="Ray cluster to join, e.g. auto or ray://head:10001 (implies --ray)")
 
 
 def _config(path: Optional[Path], **overrides):
-    from psychosafe.config import load_rebuild_config
+    from psychosafe.core.config import load_rebuild_config
 
     return load_rebuild_config(path, **overrides)
 
@@ -39,7 +38,7 @@ def _executor_overrides(ray: bool, ray_address: Optional[str]) -> dict:
 def rebuild(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Option(None, help="number of prompts"),
             run_dir: Optional[Path] = RunDirOpt, ray: bool = RayOpt, ray_address: Optional[str] = RayAddressOpt) -> None:
     """Synthesize and curate, end to end."""
-    from psychosafe.rebuild import rebuild as run_rebuild
+    from psychosafe.app.rebuild import rebuild as run_rebuild
 
     cfg = _config(config, target=target, **_executor_overrides(ray, ray_address))
     run = run_rebuild(cfg, run_dir)
@@ -53,9 +52,9 @@ def rebuild(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Op
 def synthesize(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Option(None, help="number of prompts"),
                run_dir: Optional[Path] = RunDirOpt, ray: bool = RayOpt, ray_address: Optional[str] = RayAddressOpt) -> None:
     """Seeds and synthesized prompts -> responses, baselines, self-critique and revision, judge (rebuild's first half)."""
-    from psychosafe.rebuild import DEFAULT_RUNS_DIR
-    from psychosafe.rebuild import synthesize as run_synthesize
-    from psychosafe.runs import RunFolder
+    from psychosafe.core.runs import DEFAULT_RUNS_DIR
+    from psychosafe.app.rebuild import synthesize as run_synthesize
+    from psychosafe.core.runs import RunFolder
 
     cfg = _config(config, target=target, **_executor_overrides(ray, ray_address))
     run = RunFolder(run_dir) if run_dir else RunFolder.new(DEFAULT_RUNS_DIR, cfg.name)
@@ -74,7 +73,7 @@ def curate(run_dir: Path = typer.Option(..., "--run-dir", help="run folder to wr
     """Curate any corpus: dedup (exact, semantic), template collapse, checks, scores, balance, splits, report."""
     from psychosafe.curation import curate_corpus
     from psychosafe.curation.curate import curation_config
-    from psychosafe.runs import RunFolder
+    from psychosafe.core.runs import RunFolder
 
     run = RunFolder(run_dir)
     run = curate_corpus(input or run_dir, curation_config(config, run, target=target), run, progress=True)
@@ -87,24 +86,24 @@ def curate(run_dir: Path = typer.Option(..., "--run-dir", help="run folder to wr
 @app.command()
 def doctor() -> None:
     """What is installed, cached, configured and reachable."""
-    from psychosafe.doctor import doctor_report
+    from psychosafe.app.doctor import doctor_report
 
     table = Table("check", "status", "detail")
     colour = {"ok": "green", "warn": "yellow", "missing": "red"}
     rows = doctor_report()
     for check, status, detail in rows:
         table.add_row(check, f"[{colour[status]}]{status}[/{colour[status]}]", detail)
-    Console().print(table)
+    out.print(table)
     if any(status == "missing" for _, status, _ in rows):
         raise typer.Exit(1)
 
 
 # Each later stage owns its commands in a module of its own (a Typer app), registered here by name.
 STAGE_APPS = {
-    "review": "psychosafe.curation.review_cli",
-    "publish": "psychosafe.curation.publish_cli",
-    "train": "psychosafe.train.cli",
-    "eval": "psychosafe.eval.cli",
+    "review": "psychosafe.cli.review",
+    "publish": "psychosafe.cli.publish",
+    "train": "psychosafe.cli.train",
+    "eval": "psychosafe.cli.eval",
 }
 for _name, _module in STAGE_APPS.items():
     if importlib.util.find_spec(_module) is not None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
+from psychosafe.core.io import markdown_table
 from psychosafe.schemas import RECORD_FEATURES, Record, default_resources, default_rubric, default_taxonomy
 
-from .report import _table as md_table
 
 PSYCHOSAFE_BIBTEX = """@misc{barmina2026psychosafe,
   title         = {PsychoSafe: Eliciting Psychologically-Informed Refusals in Large Language Models},
@@ -170,10 +170,10 @@ def _guard_section(inputs: CardInputs) -> list[str]:
     if inputs.blocked_included:
         md += [f"> **Warning: published with `--force`.** {total_blocked} record(s) that the guards block are "
                f"included. Filter them out before use (see `checks` and `review`).", "",
-               md_table(["reason", "records"], [[r, n] for r, n in inputs.blocked_reasons.most_common()]), ""]
+               markdown_table(["reason", "records"], [[r, n] for r, n in inputs.blocked_reasons.most_common()]), ""]
     elif inputs.excluded:
         md += [f"{inputs.excluded} record(s) that the guards block were withheld from this release:", "",
-               md_table(["reason", "records"], [[r, n] for r, n in inputs.blocked_reasons.most_common()]), ""]
+               markdown_table(["reason", "records"], [[r, n] for r, n in inputs.blocked_reasons.most_common()]), ""]
     else:
         md += ["Every published record passed them.", ""]
     return md
@@ -199,7 +199,7 @@ def _structure_section(inputs: CardInputs) -> list[str]:
           f"Records from the run's `{inputs.source}/`"
           + (" (the curated splits with the human review merged in)." if inputs.source.startswith("review") else "."),
           "",
-          md_table(["split", "records", "harmful", "benign"],
+          markdown_table(["split", "records", "harmful", "benign"],
                    [[name, len(rows), labels[name]["harmful"], labels[name]["benign"]]
                     for name, rows in inputs.splits.items()]
                    + [["**total**", total, sum(c["harmful"] for c in labels.values()),
@@ -209,7 +209,7 @@ def _structure_section(inputs: CardInputs) -> list[str]:
                "and are left out (a dataset split cannot be empty).", ""]
     features = RECORD_FEATURES
     md += ["Fields (one record schema for every split):", "",
-           md_table(["field", "type", "meaning"],
+           markdown_table(["field", "type", "meaning"],
                     [[f"`{name}`", _type_name(features[name]), FIELD_MEANINGS.get(name, "")] for name in features]), ""]
     return md
 
@@ -231,7 +231,7 @@ def _taxonomy_section(inputs: CardInputs) -> list[str]:
     by_label = Counter((r.domain, r.label) for r in records)
     md = ["## Taxonomy", "", "Records per risk domain (domains in the taxonomy's order of risk: a prompt touching "
           "several takes the first):", "",
-          md_table(["domain", "name", *inputs.splits, "harmful", "benign", "total"],
+          markdown_table(["domain", "name", *inputs.splits, "harmful", "benign", "total"],
                    [[d.id, d.name, *[by_domain[s][d.id] for s in inputs.splits], by_label[(d.id, "harmful")],
                      by_label[(d.id, "benign")], sum(by_domain[s][d.id] for s in inputs.splits)]
                     for d in taxonomy.domains]), ""]
@@ -242,10 +242,10 @@ def _taxonomy_section(inputs: CardInputs) -> list[str]:
     rows += [[dom, cat or "(none)", "not in the taxonomy" if cat else "no category recorded", n]
              for (dom, cat), n in sorted(by_category.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1] or ""))
              if (dom, cat) not in known]
-    md += ["Records per category:", "", md_table(["domain", "category", "description", "records"], rows), ""]
+    md += ["Records per category:", "", markdown_table(["domain", "category", "description", "records"], rows), ""]
     intents = Counter(r.intent for r in records)
     md += ["Records per intent level:", "",
-           md_table(["intent", "description", "records"],
+           markdown_table(["intent", "description", "records"],
                     [[i.id, i.description, intents[i.id]] for i in taxonomy.intents]
                     + ([["(none)", "no intent recorded", intents[None]]] if intents[None] else [])), ""]
     return md
@@ -258,7 +258,7 @@ def _strategies_section(inputs: CardInputs) -> list[str]:
     domains = taxonomy.domain_ids()
     md = ["## Intervention strategies", "", "The strategy each harmful prompt's response follows, per domain "
           "(descriptions from the taxonomy):", "",
-          md_table(["strategy", "name", *domains, "description"],
+          markdown_table(["strategy", "name", *domains, "description"],
                    [[s.id, s.name, *[used[(s.id, d)] for d in domains], s.description] for s in taxonomy.strategies]), ""]
     unknown = sum(n for (s, _), n in used.items() if s is None)
     if unknown:
@@ -279,7 +279,7 @@ def _resources_section(inputs: CardInputs) -> list[str]:
           f"against. A phone number, URL or e-mail address not in the directory for the record's locale is an "
           f"*unverified contact detail* and blocks the record. {with_resource} of {harmful} harmful records "
           f"({_pct(with_resource, harmful)}) cite at least one verified service.", "",
-          md_table(["id", "service", "locale", "domains", "cited by", "checked against"],
+          markdown_table(["id", "service", "locale", "domains", "cited by", "checked against"],
                    [[r.id, r.name, r.locale, ", ".join(r.domains), cited[r.id], str(r.source)]
                     for r in directory.resources if r.locale in locales]), ""]
     return md
@@ -310,7 +310,7 @@ def _scores_section(inputs: CardInputs) -> list[str]:
         return ["## Judge scores", "", "No record in this release carries LLM-judge scores.", ""]
     return ["## Judge scores", "", f"Scores from the LLM judge ({', '.join(f'`{j}`' for j in judges) or 'model not recorded'}) "
             "on the rubric's criteria (harmful prompts) and on compliance (benign prompts):", "",
-            md_table(["criterion", "records scored", "result"], rows), ""]
+            markdown_table(["criterion", "records scored", "result"], rows), ""]
 
 
 def _build_section(inputs: CardInputs) -> list[str]:
@@ -323,11 +323,11 @@ def _build_section(inputs: CardInputs) -> list[str]:
           f"- Seed: {manifest.get('seed', '?')}"]
     md += [f"- Model ({role}): `{model}`" for role, model in (manifest.get("models") or {}).items()]
     md += ["", "Responses per generating model, backend and prompt-template version:", "",
-           md_table(["model", "backend", "template", "records"],
+           markdown_table(["model", "backend", "template", "records"],
                     [[m or "(none)", b or "(none)", t or "(none)", n] for (m, b, t), n in generation.most_common()]), ""]
     versions = manifest.get("versions") or {}
     if versions:
-        md += ["Package versions:", "", md_table(["package", "version"],
+        md += ["Package versions:", "", markdown_table(["package", "version"],
                                                   [[k, v or "not installed"] for k, v in versions.items()]), ""]
     if manifest.get("config"):
         md += ["<details><summary>Pipeline configuration (from the run's manifest)</summary>", "", "```yaml",
@@ -374,7 +374,7 @@ def _curation_section(inputs: CardInputs) -> list[str]:
           "aside is kept in the run's `rejected/` folder with its stage and reason):", ""]
     md += _curation_highlights(stages)
     md += [f"- Published records with an unverified contact detail: {unverified_now}", ""]
-    md += [md_table(["stage", "in", "kept", "set aside", "seconds", "details"],
+    md += [markdown_table(["stage", "in", "kept", "set aside", "seconds", "details"],
                     [[name, s["counts"].get("in", ""), s["counts"].get("kept", ""), s["counts"].get("rejected", ""),
                       s.get("seconds", ""), ", ".join(f"{k}: {v}" for k, v in _details(s["counts"]))]
                      for name, s in stages.items()]), ""]
@@ -393,14 +393,14 @@ def _review_section(inputs: CardInputs) -> list[str]:
     queue = summary.get("statuses") or {}
     md += [f"Records were reviewed in Argilla by {summary.get('annotators', '?')} annotator(s); labels were merged "
            f"by the `{summary.get('rule', '?')}` rule.", "",
-           md_table(["status", "in the review queue", "in this release"],
+           markdown_table(["status", "in the review queue", "in this release"],
                     [[s, queue.get(s, 0), statuses.get(s, 0)] for s in ("accepted", "edited", "rejected", "pending")]),
            ""]
     for key, title in (("human_vs_judge", "Agreement between people and the LLM judge"),
                        ("inter_annotator", "Agreement between annotators")):
         table = ((summary.get("agreement") or {}).get(key)) or {}
         if table:
-            md += [f"{title}:", "", md_table(["criterion", "metric", "value", "items"],
+            md += [f"{title}:", "", markdown_table(["criterion", "metric", "value", "items"],
                                               [[c, a.get("metric", ""), _fmt(a.get("value")), a.get("n", "")]
                                                for c, a in table.items()]), ""]
     return md
@@ -415,7 +415,7 @@ def _sources_section(inputs: CardInputs) -> list[str]:
     md = ["## Sources and licenses", "",
           f"This release is published under `{inputs.license}`. Records keep the license of the source their "
           "prompt came from:", "",
-          md_table(["source kind", "dataset", "license", "records"],
+          markdown_table(["source kind", "dataset", "license", "records"],
                    [[k, d or "(psychosafe)", lic or (inputs.license if k != "imported" else "**unknown**"), n]
                     for (k, d, lic), n in sorted(rows.items(), key=lambda kv: -kv[1])]), ""]
     return md

@@ -1,9 +1,8 @@
-"""The run folder (DESIGN.md) and its manifest: config, versions, models, seed, counts and seconds per stage."""
+"""The run folder and its manifest: config, versions, models, seed, counts and seconds per stage (ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
@@ -13,6 +12,9 @@ from pathlib import Path
 
 from psychosafe.schemas import Rejected
 
+from .io import write_json_atomic, write_jsonl_atomic
+
+DEFAULT_RUNS_DIR = Path("runs")
 VERSIONED_PACKAGES = ("psychosafe", "distilabel", "datasets", "transformers", "torch", "sentence-transformers",
                       "argilla", "pydantic", "trl", "peft")
 
@@ -25,13 +27,6 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class RunFolder:
@@ -82,14 +77,7 @@ class RunFolder:
     # -- rejected ------------------------------------------------------------------------------
     def write_rejected(self, stage: str, rejected: list[Rejected]) -> Path:
         """One JSONL file per stage, rewritten whole: rerunning a stage never duplicates its rejections."""
-        path = self.rejected / f"{stage}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        with tmp.open("w", encoding="utf-8") as f:
-            for r in rejected:
-                f.write(r.model_dump_json() + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_jsonl_atomic(self.rejected / f"{stage}.jsonl", rejected)
 
     def read_rejected(self) -> list[Rejected]:
         out = []

@@ -3,17 +3,56 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from psychosafe import configs
+from psychosafe.errors import input_error_from_validation
 from psychosafe.schemas._yaml import load_model
 from psychosafe.schemas.resources import LOCALE_PATTERN
 from psychosafe.schemas.taxonomy import default_taxonomy
 
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS_DIR = Path(configs.__file__).resolve().parent  # package data: found in a checkout and in the wheel alike
 BUILTIN_SEEDS = "builtin"
+# The record fields an imported row may carry (the rest are filled by later stages).
+SEED_FIELDS = ("prompt", "domain", "category", "intent", "label", "locale", "original_id")
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_config(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
+    """The one loader of every YAML config: the file validated into `model`, then `overrides` (the command line's
+    options) applied and validated like the file's own values. An override names a field by its dotted path
+    ("generator.model", "training.max_steps"); None means: keep the file's value. Errors name the file, the field
+    and what was expected."""
+    return with_overrides(load_model(path, model), overrides, source=path)
+
+
+def config_from_dict(data: dict, model: type[M], overrides: dict[str, Any] | None = None, *, source: str | Path) -> M:
+    """The same for a config that is not a file (the one a run's manifest recorded): `source` names it in errors."""
+    try:
+        config = model.model_validate(data)
+    except ValidationError as exc:
+        raise input_error_from_validation(source, exc, data) from None
+    return with_overrides(config, overrides, source=source)
+
+
+def with_overrides(config: M, overrides: dict[str, Any] | None, *, source: str | Path) -> M:
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if not overrides:
+        return config
+    data = config.model_dump()
+    for key, value in overrides.items():
+        node = data
+        *outer, last = key.split(".")
+        for part in outer:
+            node = node.setdefault(part, {})
+        node[last] = value
+    try:
+        return type(config).model_validate(data)
+    except ValidationError as exc:
+        raise input_error_from_validation(f"{source} (with command-line options)", exc, data) from None
 
 
 def only_known(values, known: list[str], what: str, source: str = "") -> None:
@@ -84,8 +123,6 @@ class SeedSource(_Config):
     @field_validator("columns", "defaults")
     @classmethod
     def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        from psychosafe.pipelines.seeds import SEED_FIELDS
-
         only_known(value, list(SEED_FIELDS), "record field")
         return value
 
@@ -242,17 +279,5 @@ class RebuildConfig(_Config):
 
 
 def load_rebuild_config(path: str | Path | None = None, **overrides) -> RebuildConfig:
-    """Load a rebuild config; `overrides` (e.g. target=10) are validated like the file's own values."""
-    path = Path(path) if path else CONFIGS_DIR / "embedded.yaml"
-    config = load_model(path, RebuildConfig)
-    if overrides:
-        from pydantic import ValidationError
-
-        from psychosafe.errors import input_error_from_validation
-
-        data = config.model_dump() | {k: v for k, v in overrides.items() if v is not None}
-        try:
-            config = RebuildConfig.model_validate(data)
-        except ValidationError as exc:
-            raise input_error_from_validation(f"{path} (with command-line options)", exc, data) from None
-    return config
+    """A rebuild config (default: configs/embedded.yaml); `overrides` such as target=10 are validated too."""
+    return load_config(path or CONFIGS_DIR / "embedded.yaml", RebuildConfig, overrides)

@@ -7,16 +7,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evaluate models: rubric judge, baseline vs PsychoSafe comparisons, XSTest and SORRY-Bench.")
-console = Console(stderr=True)
+from .options import console, out
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="eval config YAML (default: configs/eval.yaml)")
 RunDirOpt = typer.Option(None, "--run-dir", help="run folder; outputs go to its eval/<name>/ (default: a new one)")
 NameOpt = typer.Option(None, "--name", help="eval folder name (default: <prompt set>-<variant>[-adapter])")
-VariantOpt = typer.Option(None, "--variant", help="system prompt: v0 generic, v1 PsychoSafe, v1-routed (upper bound)")
+VariantOpt = typer.Option(None, "--variant", help="system prompt: v0 generic, v1 PsychoSafe, v1-routed (upper bound), none")
 AdapterOpt = typer.Option(None, "--adapter", help="LoRA adapter folder (PEFT), e.g. RUN/train/adapter")
 BackendOpt = typer.Option(None, "--backend", help="model under test: embedded, transformers, openai, vllm")
 ModelOpt = typer.Option(None, "--model", help="model under test: a local folder or a served model name")
@@ -61,7 +60,7 @@ def judge(folder: Path = typer.Argument(..., help="an eval folder (RUN/eval/<nam
           limit: Optional[int] = LimitOpt) -> None:
     """Rubric judge (one model or a panel) and rule-based checks over an eval folder's responses."""
     from psychosafe.eval import judge_run
-    from psychosafe.runs import RunFolder
+    from psychosafe.core.runs import RunFolder
 
     _done(judge_run(RunFolder(folder), _config(config, retries=retries), limit=limit))
 

@@ -7,7 +7,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from psychosafe.config import EmbedderConfig, LLMConfig
+from psychosafe.core.config import EmbedderConfig, LLMConfig
 from psychosafe.errors import PsychosafeError
 
 from .embedded import MINILM_NAME, SMOLLM2_NAME, ensure_smollm2, minilm_folder

@@ -15,15 +15,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from psychosafe.core.config import CONFIGS_DIR, load_config
 from psychosafe.errors import InputError, PsychosafeError
-from psychosafe.runs import RunFolder
+from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import RECORD_FEATURES, Record, records_to_dataset
-from psychosafe.schemas._yaml import load_model
 
 from .card import CardInputs, read_review_summary, render_card
-from .checks import check_record
+from ..checks import check_record
 
-PUBLISH_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "publish.yaml"
+PUBLISH_CONFIG = CONFIGS_DIR / "publish.yaml"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
@@ -42,7 +42,7 @@ class PublishConfig(BaseModel):
 
 
 def load_publish_config(path: str | Path | None = None) -> PublishConfig:
-    return load_model(Path(path) if path else PUBLISH_CONFIG, PublishConfig)
+    return load_config(path or PUBLISH_CONFIG, PublishConfig)
 
 
 class PublishBlocked(PsychosafeError):

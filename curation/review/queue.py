@@ -29,13 +29,14 @@ from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from psychosafe.config import CONFIGS_DIR, EmbedderConfig
+from psychosafe.core.config import CONFIGS_DIR, EmbedderConfig, load_config
 from psychosafe.errors import InputError, PsychosafeError
-from psychosafe.runs import RunFolder, write_json_atomic
+from psychosafe.core.io import markdown_table, write_json_atomic
+from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import Record, default_rubric, default_taxonomy
 
 from .agreement import Agreement, AggregationRule, aggregate, cohen_kappa, krippendorff_alpha
-from .checks import check_record
+from ..checks import check_record
 
 DECISIONS = ("accept", "reject", "edit")
 DECISION_STATUS = {"accept": "accepted", "reject": "rejected", "edit": "edited"}
@@ -70,26 +71,9 @@ class ReviewConfig(_Config):
 
 
 def load_review_config(path: str | Path | None = None, **overrides) -> ReviewConfig:
-    """configs/review.yaml by default; `overrides` (None means: keep the file's value) are validated too."""
-    from pydantic import ValidationError
-
-    from psychosafe.errors import input_error_from_validation
-    from psychosafe.schemas._yaml import load_model
-
-    path = Path(path) if path else CONFIGS_DIR / "review.yaml"
-    config = load_model(path, ReviewConfig)
-    data = config.model_dump()
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key in SelectionConfig.model_fields:
-            data["select"][key] = value
-        else:
-            data[key] = value
-    try:
-        return ReviewConfig.model_validate(data)
-    except ValidationError as exc:
-        raise input_error_from_validation(f"{path} (with command-line options)", exc, data) from None
+    """configs/review.yaml by default; `overrides` (dotted paths such as "select.rules"; None means: keep the
+    file's value) are validated too."""
+    return load_config(path or CONFIGS_DIR / "review.yaml", ReviewConfig, overrides)
 
 
 # -- the run's records ---------------------------------------------------------------------------
@@ -466,7 +450,7 @@ def push_review(run: RunFolder, config: ReviewConfig, *, progress: bool = True) 
     chosen = [(r, s) for r, s in rows if r.id in chosen_ids]
     queue = ArgillaQueue(config)
 
-    from psychosafe.backends import build_embedder, embedder_id
+    from psychosafe.core.backends import build_embedder, embedder_id
 
     embedder = build_embedder(config.embedder)
     dimensions = (getattr(embedder, "get_embedding_dimension", None) or embedder.get_sentence_embedding_dimension)()
@@ -679,8 +663,6 @@ def _write_pull(run: RunFolder, merged: MergeResult, summary: dict, details: dic
 
 
 def write_review_report(folder: Path, merged: MergeResult, summary: dict, details: dict) -> Path:
-    from .report import _table  # one markdown table writer for every report
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -731,9 +713,9 @@ def write_review_report(folder: Path, merged: MergeResult, summary: dict, detail
           f"- Queue records not in this run: {details['not_in_run']}",
           "- The merged dataset is in `review/dataset` (same splits and features as `curated/`, which is unchanged); "
           "an edited record keeps the old response in `review.original_response`.", ""]
-    md += ["## Status per domain", "", _table(["domain", *STATUSES], [[d, *[per_domain[d].get(s, 0) for s in STATUSES]]
+    md += ["## Status per domain", "", markdown_table(["domain", *STATUSES], [[d, *[per_domain[d].get(s, 0) for s in STATUSES]]
                                                                         for d in domains]), ""]
-    md += ["## Agreement", "", _table(
+    md += ["## Agreement", "", markdown_table(
         ["criterion", "human vs judge", "metric", "pairs", "between annotators", "metric", "records"],
         [[c, fmt(summary["agreement"]["human_vs_judge"][c]), summary["agreement"]["human_vs_judge"][c]["metric"],
           summary["agreement"]["human_vs_judge"][c]["n"], fmt(summary["agreement"]["inter_annotator"][c]),
@@ -743,13 +725,13 @@ def write_review_report(folder: Path, merged: MergeResult, summary: dict, detail
         "counts records with two or more ratings.", "", "![review](review.png)", ""]
     md += ["## Disagreements", ""]
     if merged.disagreements:
-        md += [_table(["id", "domain", "question", "answers"],
+        md += [markdown_table(["id", "domain", "question", "answers"],
                       [[d["id"], d["domain"], d["question"], ", ".join(f"{u}: {v}" for u, v in d["answers"].items())]
                        for d in merged.disagreements]), "", "All of them are in `disagreements.json`.", ""]
     else:
         md += ["None.", ""]
     if details["problems"]:
-        md += ["## Records left pending", "", _table(["id", "why"], [[p["id"], p["problem"]] for p in details["problems"]]), ""]
+        md += ["## Records left pending", "", markdown_table(["id", "why"], [[p["id"], p["problem"]] for p in details["problems"]]), ""]
     if details["edited_with_unverified_contacts"]:
         md += ["## Edited responses with unverified contact details", "",
                "These human edits contain a phone number, URL or e-mail not in resources.yaml for the record's "

@@ -35,7 +35,7 @@ def split_structured(inputs: list) -> tuple[list, list[Optional[dict]]]:
 class BatchedTransformersLLM(TransformersLLM):
     seed: Optional[int] = None
     constrains_per_row: bool = False
-    torch_threads: Optional[int] = None  # None: torch's default, every core (psychosafe.executors shares them out)
+    torch_threads: Optional[int] = None  # None: torch's default, every core (psychosafe.core.executors shares them out)
     _compiler: Any = PrivateAttr(default=None)
     _grammars: dict = PrivateAttr(default_factory=dict)
 

@@ -1,0 +1,1 @@
+"""Example run configs, shipped as package data: `psychosafe rebuild` finds its default here."""
