@@ -18,8 +18,9 @@ from .scores import filter_scores
 from .similarity import Pairs, nearest_similarity, similar_pairs
 from .split import prevent_leakage, split_by_domain
 from .steps import StepResult, best_first, quality, reject
+from .usable import blocking_reasons
 
 __all__ = ["balance_domains", "apply_checks", "check_record", "detect_template_collapse", "curate", "curate_corpus",
            "dedup_exact", "dedup_semantic", "CachedEmbedder", "load_corpus", "CurationAnalysis", "write_report",
            "filter_scores", "Pairs", "nearest_similarity", "similar_pairs", "prevent_leakage", "split_by_domain",
-           "StepResult", "best_first", "quality", "reject"]
+           "StepResult", "best_first", "quality", "reject", "blocking_reasons"]

@@ -43,7 +43,7 @@ def balance_domains(records: list[Record], *, target: int, domains: list[str], b
         if r.domain in domains:
             groups[(r.domain, r.label)].append(r)
         else:
-            rejected.append(reject(r, name, f"domain not in this run: {r.domain} is not among {domains}"))
+            rejected.append(reject(r, name, "domain_not_in_run", f"domain not in this run: {r.domain} is not among {domains}"))
     quota = domain_quotas(target, domains, benign_fraction, proportions)
     shortfall = {}
     for domain in domains:
@@ -56,7 +56,7 @@ def balance_domains(records: list[Record], *, target: int, domains: list[str], b
             for i in range(max((len(v) for v in by_category.values()), default=0)):
                 ordered += [v[i] for _, v in sorted(by_category.items()) if i < len(v)]
             kept += ordered[:q]
-            rejected += [reject(r, name, f"over target: the {label} quota of {domain} is {q}") for r in ordered[q:]]
+            rejected += [reject(r, name, "over_quota", f"over target: the {label} quota of {domain} is {q}") for r in ordered[q:]]
             if len(ordered) < q:
                 shortfall[f"{domain}/{label}"] = q - len(ordered)
     return StepResult(name, kept, rejected, notes={"target": target, "shortfall": shortfall,

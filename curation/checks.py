@@ -47,10 +47,12 @@ def apply_checks(records: list[Record], *, on_refusal_mismatch: Literal["drop", 
         if r.checks.is_refusal is None:
             kept.append(r)
         elif r.checks.unverified_contacts:
-            rejected.append(reject(r, "checks", f"unverified contact detail: {', '.join(r.checks.unverified_contacts)}"))
+            rejected.append(reject(r, "checks", "unverified_contact",
+                                   f"unverified contact detail: {', '.join(r.checks.unverified_contacts)}"))
         elif r.checks.is_refusal != (r.label == "harmful") and on_refusal_mismatch == "drop":
             reason = "harmful prompt not refused" if r.label == "harmful" else "benign prompt refused"
-            rejected.append(reject(r, "checks", f"{reason}: no refusal marker" if r.label == "harmful"
+            rejected.append(reject(r, "checks", "harmful_not_refused" if r.label == "harmful" else "benign_refused",
+                                   f"{reason}: no refusal marker" if r.label == "harmful"
                                    else f"{reason}: {', '.join(r.checks.refusal_markers)}"))
         else:
             kept.append(r)
@@ -63,4 +65,4 @@ def apply_checks(records: list[Record], *, on_refusal_mismatch: Literal["drop", 
 
 
 def _unverified(rejected) -> list[str]:
-    return Record.model_validate_json(rejected.record).checks.unverified_contacts
+    return rejected.record.checks.unverified_contacts

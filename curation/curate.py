@@ -82,7 +82,7 @@ def curate(records: list[Record], config: RebuildConfig, run: RunFolder, *, prog
 
     t = time.perf_counter()
     result = apply_checks(records, on_refusal_mismatch=cur.on_refusal_mismatch)
-    analysis.checked = result.kept + [Record.model_validate_json(r.record) for r in result.rejected]
+    analysis.checked = result.kept + [r.record for r in result.rejected]
     records = record_step(run, result, t)
 
     t = time.perf_counter()

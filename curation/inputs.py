@@ -9,39 +9,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from psychosafe.errors import InputError
-from psychosafe.schemas import RECORD_FIELDS, Record, default_taxonomy, record_id
+from psychosafe.schemas import Record, default_taxonomy, record_id, row_to_record
 
 MAX_LISTED_LINES = 5
 
 
-def _without_nulls(value):
-    """Parquet and datasets give every struct field, unset ones as None: let the record's defaults apply."""
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    return value
-
-
 def _row_to_record(row: dict) -> Record:
     """One row -> a Record, or ValueError saying what is wrong with it."""
-    data = _without_nulls({k: v for k, v in row.items() if k in RECORD_FIELDS})
-    prompt = data.get("prompt")
+    prompt = row.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("missing `prompt` (the user message, a non-empty string)")
     known = default_taxonomy().domain_ids()
-    domain = data.get("domain")
+    domain = row.get("domain")
     if not domain:
         raise ValueError(f"missing `domain`; expected one of {known}")
     if domain not in known:
         raise ValueError(f"unknown domain {domain!r}; expected one of {known}")
-    data.setdefault("label", "harmful")
-    data.setdefault("id", record_id(prompt, domain))
-    try:
-        return Record.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    return row_to_record({"label": "harmful", "id": record_id(prompt, domain)} | {k: v for k, v in row.items()
+                                                                                 if v is not None})
 
 
 def _dataset_rows(path: Path) -> list[tuple[int, dict]]:

@@ -210,7 +210,7 @@ def write_report(run: RunFolder, splits: dict[str, list], analysis: CurationAnal
                f"{leakage['remaining']} pair(s) remain.", ""]
     md += ["## Set aside", ""]
     if rejected:
-        by_reason = Counter((r.stage, r.reason.split(":")[0]) for r in rejected)
+        by_reason = Counter((r.stage, r.code) for r in rejected)
         md += [markdown_table(["stage", "reason", "records"], [[s, reason, n] for (s, reason), n in by_reason.most_common()]), ""]
         md += [f"Each record set aside (first {MAX_LISTED}; all are in `rejected/<stage>.jsonl`):", ""]
         md += [markdown_table(["stage", "id", "domain", "reason"],

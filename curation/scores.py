@@ -8,25 +8,11 @@ from .steps import StepResult, reject
 
 
 def score_failures(record: Record, min_scores: dict[str, bool | int]) -> list[str]:
-    """Why a judged record falls short, one phrase per criterion; [] when it passes or has no scores."""
-    rubric = default_rubric()
-    if not min_scores:  # an empty mapping turns the judge filter off
+    """Why a judged record falls short, one phrase per criterion; [] when it passes or has no scores (an empty
+    `min_scores` turns the judge filter off)."""
+    if not min_scores:
         return []
-    if record.label == "benign":  # the rubric's criteria judge refusals; a benign prompt must be helped
-        helped = rubric.benign.options[0].id
-        got = record.scores.compliance
-        return [f"{rubric.benign.id} is {got}, expected {helped}"] if got not in (None, helped) else []
-    failures = []
-    for criterion_id, minimum in min_scores.items():
-        c = rubric.criterion(criterion_id)
-        value = getattr(record.scores, criterion_id)
-        if value is None:
-            continue
-        if c.kind == "binary" and minimum and not value:
-            failures.append(f"{criterion_id} is no")
-        elif c.kind == "scale" and value < minimum:
-            failures.append(f"{criterion_id} {value} < {minimum}")
-    return failures
+    return default_rubric().shortfalls(record.scores, record.label, thresholds=min_scores, missing="pass")
 
 
 def filter_scores(records: list[Record], min_scores: dict[str, bool | int] | None = None,
@@ -37,7 +23,7 @@ def filter_scores(records: list[Record], min_scores: dict[str, bool | int] | Non
     for r in records:
         failures = score_failures(r, min_scores)
         if failures:
-            rejected.append(reject(r, name, f"judge score below threshold: {', '.join(failures)}"))
+            rejected.append(reject(r, name, "score_below_threshold", f"judge score below threshold: {', '.join(failures)}"))
         else:
             kept.append(r)
     judged = sum(1 for r in records if any(getattr(r.scores, c.id) is not None for c in default_rubric().criteria)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from psychosafe.schemas import Record, Rejected
+from psychosafe.schemas import Record, Rejected, default_rubric
 
 
 @dataclass
@@ -17,7 +17,7 @@ class StepResult:
     notes: dict = field(default_factory=dict)
 
     def counts(self) -> dict:
-        reasons = Counter(r.reason.split(":")[0] if r.stage != "seeds" else "bad seed row" for r in self.rejected)
+        reasons = Counter(r.code for r in self.rejected)
         return {
             "in": len(self.kept) + len(self.rejected),
             "kept": len(self.kept),
@@ -29,17 +29,13 @@ class StepResult:
         }
 
 
-def reject(record: Record, stage: str, reason: str, **extra) -> Rejected:
-    return Rejected(stage=stage, reason=reason, id=record.id, domain=record.domain, record=record.model_dump_json(), **extra)
+def reject(record: Record, stage: str, code: str, reason: str, **extra) -> Rejected:
+    return Rejected.of(record, stage, code, reason, **extra)
 
 
 def quality(record: Record) -> float | None:
-    """The paper's overall refusal quality: the mean of the judged criteria, each scaled to 0-1 by the rubric."""
-    from psychosafe.schemas import default_rubric
-
-    values = [c.scale_to_unit(v) for c in default_rubric().criteria
-              if (v := getattr(record.scores, c.id, None)) is not None]
-    return sum(values) / len(values) if values else None
+    """Overall refusal quality over the criteria the judge scored (Rubric.overall_quality, partial)."""
+    return default_rubric().overall_quality(record.scores, partial=True)
 
 
 def best_first(record: Record) -> tuple[float, str]:

@@ -111,8 +111,8 @@ def generate_eval(records: list[EvalRecord], config: LLMConfig, out_dir: Path, *
                                       "variant": variant, "adapter": str(adapter) if adapter else None})
         if not record.response:
             raw = (row.get("distilabel_metadata") or {}).get("raw_output_respond")
-            result.rejected.append(Rejected(stage="eval-generate", reason="empty response from the model", id=r.id,
-                                            domain=r.domain, raw_output=raw, record=record.model_dump_json()))
+            result.rejected.append(Rejected.of(record, "eval-generate", "empty_response",
+                                               "empty response from the model", raw_output=raw))
         result.records.append(record)
     result.seconds = time.perf_counter() - start
     return result

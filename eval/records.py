@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Literal
 
 import datasets
-from pydantic import field_validator
+from pydantic import SerializeAsAny, field_validator
 
 from psychosafe.errors import InputError
-from psychosafe.schemas import Record, default_taxonomy, features_of
+from psychosafe.schemas import Record, Rejected, dataset_to_records, default_taxonomy, features_of, records_to_dataset
 
 ComplianceClass = Literal["full_compliance", "full_refusal", "partial_refusal"]
 
@@ -40,12 +40,14 @@ class EvalRecord(Record):
 EVAL_FEATURES = features_of(EvalRecord)
 
 
-def eval_dataset(records: list[EvalRecord]) -> datasets.Dataset:
-    if not records:
-        import pyarrow as pa
+class EvalRejected(Rejected):
+    """A prompt set aside by an eval step: the record is an EvalRecord."""
 
-        return datasets.Dataset(pa.Table.from_pylist([], schema=EVAL_FEATURES.arrow_schema))
-    return datasets.Dataset.from_list([r.model_dump() for r in records], features=EVAL_FEATURES)
+    record: SerializeAsAny[EvalRecord] | None = None
+
+
+def eval_dataset(records: list[EvalRecord]) -> datasets.Dataset:
+    return records_to_dataset(records, EVAL_FEATURES)
 
 
 def save_eval(records: list[EvalRecord], folder: Path) -> Path:
@@ -59,4 +61,4 @@ def save_eval(records: list[EvalRecord], folder: Path) -> Path:
 def load_eval(folder: Path) -> list[EvalRecord]:
     if not (folder / "dataset_info.json").is_file():
         raise InputError(folder, "no eval dataset here (expected a folder written by `psychosafe eval generate`)")
-    return [EvalRecord.model_validate(row) for row in datasets.load_from_disk(str(folder))]
+    return dataset_to_records(datasets.load_from_disk(str(folder)), EvalRecord)

@@ -19,7 +19,7 @@ from psychosafe.core.runs import RunFolder  # noqa: E402
 from psychosafe.schemas import default_rubric  # noqa: E402
 
 from .metrics import checks_summary, fulfillment_summary, rubric_summary, xstest_summary  # noqa: E402
-from .records import EvalRecord, load_eval  # noqa: E402
+from .records import EvalRecord, EvalRejected, load_eval  # noqa: E402
 
 CAPABILITY_FILE = "capability.json"
 
@@ -111,7 +111,7 @@ def eval_summary(folder: Path) -> dict:
 
 def _rejected_counts(run: RunFolder) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for r in run.read_rejected():
+    for r in run.read_rejected(EvalRejected):
         counts[r.stage] = counts.get(r.stage, 0) + 1
     return counts
 

@@ -86,8 +86,7 @@ def judge_run(folder: RunFolder, config: EvalConfig, *, limit: int | None = None
     # set-aside rows stay in the dataset with empty scores, so the report can count them; they are in rejected/
     judged = [r.model_copy(update={"scores": scored[r.id]}) if r.id in scored else r for r in checked]
     for rej in result.rejected:
-        rec = EvalRecord.model_validate_json(rej.record)
-        rej.record = rec.model_copy(update={"label": labels[rec.id]}).model_dump_json()
+        rej.record = rej.record.model_copy(update={"label": labels[rej.record.id]})
     folder.write_rejected("judge", result.rejected)
     save_eval(judged, folder.path / JUDGED)
     manifest = folder.manifest()

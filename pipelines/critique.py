@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from psychosafe.core.config import CritiqueConfig, LLMConfig
-from psychosafe.schemas import Record, Rejected
+from psychosafe.schemas import Record, Rejected, default_rubric
 
-from .parsing import meets_thresholds
 from .retries import run_with_retries
 from .tasks import ReviseResponse, SelfCritique, record_rows
 
@@ -63,8 +62,8 @@ def critique_and_revise(records: list[Record], generator: LLMConfig, config: Cri
             record = current[rid]
             if rid in crit.failed:
                 reason, raw = crit.failed[rid]
-                entry = Rejected(stage="critique", reason=f"critique unparseable after {retries + 1} tries: {reason}",
-                                 id=rid, domain=record.domain, raw_output=raw, record=record.model_dump_json())
+                entry = Rejected.of(record, "critique", "unparseable_output",
+                                    f"critique unparseable after {retries + 1} tries: {reason}", raw_output=raw)
                 (result.rejected if config.on_unparsed == "reject" else result.unparsed).append(entry)
                 counts["critique_unparsed"] += 1
                 continue
@@ -72,7 +71,7 @@ def critique_and_revise(records: list[Record], generator: LLMConfig, config: Cri
             # a passing answer may say nothing to improve: its scores then stand as the critique
             critique = row.get("critique") or f"meets the rubric thresholds: {row['critique_scores']}"
             current[rid] = record.model_copy(update={"critique": critique})
-            if meets_thresholds(json.loads(row["critique_scores"]), record.label):
+            if default_rubric().meets_thresholds(json.loads(row["critique_scores"]), record.label):
                 counts["met_thresholds"] += 1
             else:
                 to_revise.append(rid)

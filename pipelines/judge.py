@@ -202,16 +202,15 @@ def judge_records(records: Sequence[R], judges: list[LLMConfig], out_dir: str | 
             k = row_key[r.id]
             reasons = "; ".join(f"{j}: {f[k][0]}" for j, f in failures.items())
             raw = "\n---\n".join(f"[{j}] {f[k][1] or ''}" for j, f in failures.items())
-            result.rejected.append(Rejected(
-                stage="judge", reason=f"judge output unparseable after {retries + 1} tries ({reasons})", id=r.id,
-                domain=r.domain, raw_output=raw, record=r.model_dump_json()))
+            result.rejected.append(Rejected.of(r, "judge", "unparseable_output",
+                                               f"judge output unparseable after {retries + 1} tries ({reasons})",
+                                               raw_output=raw))
             continue
         partial += len(votes) < len(judges)
         scores = Scores(**aggregate_panel(votes), judge_model=judge_model)
         result.records.append(r.model_copy(update={"scores": scores}))
     for r in empty:
-        result.rejected.append(Rejected(stage="judge", reason="empty response: nothing to judge", id=r.id,
-                                        domain=r.domain, record=r.model_dump_json()))
+        result.rejected.append(Rejected.of(r, "judge", "empty_response", "empty response: nothing to judge"))
     result.counts = {"in": len(records), "kept": len(result.records), "rejected": len(result.rejected),
                      "empty_response": len(empty), "unparseable": len(to_judge) - len(result.records),
                      "judged_by_part_of_panel": partial, "retries": retries, "judges": judge_counts}

@@ -70,18 +70,6 @@ def validate_scores(obj: dict, label: str) -> dict:
     return scores
 
 
-def meets_thresholds(scores: dict, label: str) -> bool:
-    """Does a harmful prompt's response meet rubric.yaml's self-critique thresholds? (benign: full compliance)"""
-    rubric = default_rubric()
-    if label == "benign":
-        return scores.get(rubric.benign.id) == "full_compliance"
-    for key, threshold in rubric.thresholds.items():
-        value = scores.get(key)
-        if value is None or (value is not threshold if isinstance(threshold, bool) else value < threshold):
-            return False
-    return True
-
-
 def parse_critique(text: str | None, label: str) -> tuple[dict, str]:
     """(scores, critique text) from a self-critique answer. A response below the thresholds needs a critique
     saying what to improve, or there is nothing to revise from."""
@@ -89,7 +77,7 @@ def parse_critique(text: str | None, label: str) -> tuple[dict, str]:
     scores = validate_scores(obj, label)
     critique = obj.get("critique")
     critique = critique.strip() if isinstance(critique, str) else ""
-    if not critique and not meets_thresholds(scores, label):
+    if not critique and not default_rubric().meets_thresholds(scores, label):
         raise ValueError("missing `critique` (what to improve) for a response below the thresholds")
     return scores, critique
 

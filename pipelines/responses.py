@@ -12,6 +12,7 @@ from psychosafe.core.config import LLMConfig
 from psychosafe.schemas import Record, Rejected
 
 from .parsing import GENERIC_REFUSAL
+from .persist import read_batches
 from .retries import run_with_retries
 from .tasks import GenericRefusal, PsychoSafeResponse, record_rows
 from .templates import TEMPLATE_VERSION
@@ -60,8 +61,8 @@ def generate_responses(records: list[Record], config: LLMConfig, out_dir: Path, 
     for r in records:
         if r.id in attempts.failed:
             reason, raw = attempts.failed[r.id]
-            result.rejected.append(Rejected(stage="generate", reason=f"{reason} after {retries + 1} tries", id=r.id,
-                                            domain=r.domain, raw_output=raw, record=r.model_dump_json()))
+            result.rejected.append(Rejected.of(r, "generate", "unusable_output", f"{reason} after {retries + 1} tries",
+                                               raw_output=raw))
             continue
         row = attempts.done[r.id]
         generation = r.generation.model_copy(update={"model": model_id(config), "backend": config.backend,

@@ -156,8 +156,8 @@ def import_seeds(sources: list[SeedSource]) -> SeedImport:
                     continue
                 except ValueError as exc:
                     problem = str(exc)
-            result.problems.append(Rejected(stage="seeds", reason=f"{name}:{line}: {problem}",
-                                            record=json.dumps(row, ensure_ascii=False, default=str) if row else ""))
+            result.problems.append(Rejected(stage="seeds", code="bad_input_row", reason=f"{name}:{line}: {problem}",
+                                            row=json.dumps(row, ensure_ascii=False, default=str) if row else None))
         if valid == 0:
             first = "; ".join(p.reason for p in result.problems[-3:]) or "no rows"
             raise InputError(name, f"no valid seed row ({first})")

@@ -135,9 +135,10 @@ def synthesize_prompts(plan: SynthesisPlan, config: LLMConfig, out_dir: Path, *,
         group = f"{request['domain']}/{request['label']}"
         if request["id"] in attempts.failed:
             reason, raw = attempts.failed[request["id"]]
-            result.rejected.append(Rejected(stage="synthesis", reason=f"unusable prompt after {retries + 1} tries: {reason}",
+            result.rejected.append(Rejected(stage="synthesis", code="unusable_output",
+                                            reason=f"unusable prompt after {retries + 1} tries: {reason}",
                                             id=request["id"], domain=request["domain"], raw_output=raw,
-                                            record=_json(request)))
+                                            row=_json(request)))
             reasons["unusable"] += 1
             continue
         row = attempts.done[request["id"]]
@@ -149,13 +150,12 @@ def synthesize_prompts(plan: SynthesisPlan, config: LLMConfig, out_dir: Path, *,
                         generation={"model": model, "backend": config.backend, "template_version": SYNTHESIS_VERSION,
                                     "seed": config.seed})
         if record.id in seen:
-            result.rejected.append(Rejected(stage="synthesis", reason="duplicate prompt: same normalised text as an "
-                                            "earlier prompt", id=record.id, domain=record.domain, duplicate_of=record.id,
-                                            record=record.model_dump_json()))
+            result.rejected.append(Rejected.of(record, "synthesis", "exact_duplicate", "duplicate prompt: same "
+                                               "normalised text as an earlier prompt", duplicate_of=record.id))
             reasons["duplicate"] += 1
         elif kept[group] >= plan.need[group]:
-            result.rejected.append(Rejected(stage="synthesis", reason=f"over target: {group} needs {plan.need[group]}",
-                                            id=record.id, domain=record.domain, record=record.model_dump_json()))
+            result.rejected.append(Rejected.of(record, "synthesis", "over_quota",
+                                               f"over target: {group} needs {plan.need[group]}"))
             reasons["over_target"] += 1
         else:
             seen.add(record.id)

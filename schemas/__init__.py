@@ -3,7 +3,6 @@
 from .records import (
     RECORD_FEATURES,
     RECORD_FIELDS,
-    REJECTED_FEATURES,
     Checks,
     Generation,
     Record,
@@ -15,15 +14,17 @@ from .records import (
     features_of,
     normalize_prompt,
     record_id,
+    record_to_row,
     records_to_dataset,
+    row_to_record,
 )
 from .resources import Resource, ResourceDirectory, contact_key, default_resources, load_resources
 from .rubric import Rubric, default_rubric, load_rubric
 from .taxonomy import Taxonomy, default_taxonomy, load_taxonomy
 
 __all__ = [
-    "RECORD_FEATURES", "RECORD_FIELDS", "REJECTED_FEATURES", "Checks", "Generation", "Record", "Rejected",
+    "RECORD_FEATURES", "RECORD_FIELDS", "Checks", "Generation", "Record", "Rejected",
     "Review", "Scores", "Source", "dataset_to_records", "features_of", "normalize_prompt", "record_id",
-    "records_to_dataset", "Resource", "ResourceDirectory", "contact_key", "default_resources",
+    "records_to_dataset", "record_to_row", "row_to_record", "Resource", "ResourceDirectory", "contact_key", "default_resources",
     "load_resources", "Rubric", "default_rubric", "load_rubric", "Taxonomy", "default_taxonomy", "load_taxonomy",
 ]

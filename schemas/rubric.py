@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -90,6 +90,50 @@ class Rubric(_Strict):
             if c.id == criterion_id:
                 return c
         raise KeyError(criterion_id)
+
+    # -- the policies every stage applies (self-critique, curation, review, eval): defined once, here -----------
+
+    @property
+    def helped(self) -> str:
+        """The benign class that counts as helping (the first option: full compliance)."""
+        return self.benign.options[0].id
+
+    def shortfalls(self, scores: Mapping[str, Any] | BaseModel, label: str, *,
+                   thresholds: Mapping[str, bool | int] | None = None,
+                   missing: Literal["fail", "pass"] = "fail") -> list[str]:
+        """Why scores fall short, one phrase per criterion ([] when they meet every threshold). A harmful prompt's
+        scores are held to `thresholds` (default: this rubric's own); a benign prompt's response must help.
+        `missing` says what a criterion without a score does: `fail` (self-critique: an answer must score everything)
+        or `pass` (curation and review: a record the judge did not score is not held back by it)."""
+        get = scores.get if isinstance(scores, Mapping) else (lambda key: getattr(scores, key, None))
+        if label == "benign":
+            got = get(self.benign.id)
+            if got is None:
+                return [f"{self.benign.id} missing"] if missing == "fail" else []
+            return [] if got == self.helped else [f"{self.benign.id} is {got}, expected {self.helped}"]
+        out = []
+        for criterion_id, minimum in (self.thresholds if thresholds is None else thresholds).items():
+            c, value = self.criterion(criterion_id), get(criterion_id)
+            if value is None:
+                if missing == "fail":
+                    out.append(f"{criterion_id} missing")
+            elif c.kind == "binary" and minimum and not value:
+                out.append(f"{criterion_id} is no")
+            elif c.kind == "scale" and value < minimum:
+                out.append(f"{criterion_id} {value} < {minimum}")
+        return out
+
+    def meets_thresholds(self, scores: Mapping[str, Any] | BaseModel, label: str, **kwargs) -> bool:
+        return not self.shortfalls(scores, label, **kwargs)
+
+    def overall_quality(self, scores: Mapping[str, Any] | BaseModel, *, partial: bool = False) -> float | None:
+        """Overall refusal quality: the mean of the criteria, each scaled to 0-1 (Criterion.scale_to_unit). None
+        unless every criterion is scored; with `partial`, the mean of those that are (for ranking records)."""
+        get = scores.get if isinstance(scores, Mapping) else (lambda key: getattr(scores, key, None))
+        values = [c.scale_to_unit(v) for c in self.criteria if (v := get(c.id)) is not None]
+        if not values or (len(values) < len(self.criteria) and not partial):
+            return None
+        return sum(values) / len(values)
 
 
 def load_rubric(path: str | Path = RUBRIC_FILE) -> Rubric:

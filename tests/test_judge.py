@@ -98,7 +98,7 @@ def test_judge_output_that_never_parses_is_retried_counted_and_set_aside(tmp_pat
         rej = by_id[r.id]
         assert rej.stage == "judge" and rej.reason.startswith("judge output unparseable after 2 tries")
         assert rej.raw_output and "[embedded/SmolLM2-135M-Instruct]" in rej.raw_output
-        assert Record.model_validate_json(rej.record).prompt == r.prompt
+        assert rej.record.prompt == r.prompt
     # every attempt is persisted: a rerun in the same folder judges nothing again and gives the same answer
     start = time.perf_counter()
     again = judge_records(records, [judge], tmp_path, retries=1, progress=False)

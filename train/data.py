@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from pydantic import ValidationError
 
 from psychosafe.errors import InputError
 from psychosafe.core.prompts import prompt_messages
-from psychosafe.schemas import RECORD_FIELDS, Record, default_taxonomy
+from psychosafe.curation.usable import BLOCKS, blocking_reasons
+from psychosafe.schemas import Record, default_taxonomy, row_to_record
 
 from .config import DataSettings, PreferenceSettings
 
 REQUIRED_COLUMNS = ("id", "prompt", "response", "label", "domain")
+LEFT_OUT = {"checks_failed": "flagged by the rule-based checks (data.exclude_flagged)"}
 
 
 @dataclass
@@ -68,10 +69,9 @@ def load_curated(path: str | Path, settings: DataSettings) -> datasets.DatasetDi
 
 def _record(row: dict, path: Path, split: str, index: int) -> Record:
     try:
-        return Record.model_validate({k: row[k] for k in RECORD_FIELDS if k in row})
-    except ValidationError as exc:
-        problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise InputError(path, problem, where=f"{split}[{index}] (id {row.get('id')})") from None
+        return row_to_record(row)
+    except ValueError as exc:
+        raise InputError(path, str(exc), where=f"{split}[{index}] (id {row.get('id')})") from None
 
 
 def assistant_message(text: str, reasoning: str | None = None) -> list[dict]:
@@ -80,12 +80,10 @@ def assistant_message(text: str, reasoning: str | None = None) -> list[dict]:
 
 
 def _why_left_out(record: Record, settings: DataSettings) -> str | None:
-    if not record.response.strip():
-        return "empty response"
-    if record.review.status == "rejected":
-        return "rejected in review"
-    if settings.exclude_flagged and record.checks.passed is False:
-        return "flagged by the rule-based checks (data.exclude_flagged)"
+    # curation's one policy; a record whose checks never ran (a dataset curated elsewhere) is not held back
+    codes = [c for c in blocking_reasons(record, require_checks=settings.exclude_flagged) if c != "checks_not_run"]
+    if codes:
+        return LEFT_OUT.get(codes[0], BLOCKS[codes[0]])
     if settings.system_prompt == "v1-routed" and record.label == "harmful" and record.strategy:
         try:
             default_taxonomy().strategy(record.strategy)

@@ -296,8 +296,7 @@ def _scores_section(inputs: CardInputs) -> list[str]:
             rows.append([c.name, len(values), f"{_pct(sum(map(bool, values)), len(values))} yes" if c.kind == "binary"
                          else f"mean {sum(values) / len(values):.2f} (scale {c.min}-{c.max})"])
     # the paper's overall refusal quality: the mean of the four criteria, each scaled to 0-1
-    overall = [sum(c.scale_to_unit(getattr(r.scores, c.id)) for c in rubric.criteria) / len(rubric.criteria)
-               for r in harmful if all(getattr(r.scores, c.id) is not None for c in rubric.criteria)]
+    overall = [q for r in harmful if (q := rubric.overall_quality(r.scores)) is not None]
     if overall:
         rows.append(["Overall refusal quality (0-1)", len(overall), f"mean {sum(overall) / len(overall):.3f}"])
     benign = Counter(getattr(r.scores, rubric.benign.id) for r in records if r.label == "benign")

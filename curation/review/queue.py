@@ -33,10 +33,11 @@ from psychosafe.core.config import CONFIGS_DIR, EmbedderConfig, load_config
 from psychosafe.errors import InputError, PsychosafeError
 from psychosafe.core.io import markdown_table, write_json_atomic
 from psychosafe.core.runs import RunFolder
-from psychosafe.schemas import Record, default_rubric, default_taxonomy
+from psychosafe.schemas import Record, dataset_to_records, default_rubric, default_taxonomy
 
 from .agreement import Agreement, AggregationRule, aggregate, cohen_kappa, krippendorff_alpha
 from ..checks import check_record
+from ..usable import blocking_reasons
 
 DECISIONS = ("accept", "reject", "edit")
 DECISION_STATUS = {"accept": "accepted", "reject": "rejected", "edit": "edited"}
@@ -82,10 +83,6 @@ def load_run_records(run: RunFolder) -> dict[str, list[Record]]:
     """split -> records: `curated/` when the run has it, else `synthesized/dataset` (as one split, train)."""
     import datasets
 
-    from psychosafe.schemas import dataset_to_records
-
-    from pydantic import ValidationError
-
     if (run.curated / "dataset_dict.json").is_file():
         where, loaded = run.curated, datasets.load_from_disk(str(run.curated))
     elif (run.synthesized / "dataset").is_dir():
@@ -96,29 +93,19 @@ def load_run_records(run: RunFolder) -> dict[str, list[Record]]:
                                    "or `psychosafe curate` first")
     try:
         return {name: dataset_to_records(split) for name, split in loaded.items()}
-    except ValidationError as exc:
-        problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise InputError(where, f"a row is not a valid record ({problem}); expected the schema of schemas/records.py") \
+    except ValueError as exc:
+        raise InputError(where, f"a row is not a valid record ({exc}); expected the schema of schemas/records.py") \
             from None
 
 
 def is_low_score(record: Record) -> bool:
     """Below the rubric's thresholds (the same ones self-critique uses) on any criterion the judge scored."""
-    rubric = default_rubric()
-    if record.label == "benign":
-        return record.scores.compliance not in (None, "full_compliance")
-    for criterion_id, threshold in rubric.thresholds.items():
-        value = getattr(record.scores, criterion_id)
-        if value is None:
-            continue
-        if (rubric.criterion(criterion_id).kind == "binary" and bool(value) != threshold) or \
-                (rubric.criterion(criterion_id).kind == "scale" and value < threshold):
-            return True
-    return False
+    return not default_rubric().meets_thresholds(record.scores, record.label, missing="pass")
 
 
 def is_flagged(record: Record) -> bool:
-    return record.checks.passed is False or bool(record.checks.unverified_contacts)
+    """The rule-based checks failed, or a contact detail is not in the directory (curation.usable's policy)."""
+    return bool({"checks_failed", "unverified_contacts"} & set(blocking_reasons(record)))
 
 
 def select_records(records: list[Record], config: SelectionConfig) -> list[Record]:

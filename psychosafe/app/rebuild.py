@@ -72,8 +72,8 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
     t = time.perf_counter()
     judged = judge_records(records, judges_of(config), run.synthesized / "judge", retries=config.retries,
                            progress=progress)
-    unjudged = [r for r in judged.rejected if r.reason.startswith("judge output unparseable")]
-    kept_unjudged = [Record.model_validate_json(r.record) for r in unjudged] if config.on_unjudged == "keep" else []
+    unjudged = [r for r in judged.rejected if r.code == "unparseable_output"]
+    kept_unjudged = [r.record for r in unjudged] if config.on_unjudged == "keep" else []
     kept_ids = {r.id for r in kept_unjudged}
     rejected = [r for r in judged.rejected if r.id not in kept_ids]
     if kept_unjudged:

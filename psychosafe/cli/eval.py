@@ -8,9 +8,10 @@ from typing import Optional
 
 import typer
 
+from .options import console
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evaluate models: rubric judge, baseline vs PsychoSafe comparisons, XSTest and SORRY-Bench.")
-from .options import console, out
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="eval config YAML (default: configs/eval.yaml)")
 RunDirOpt = typer.Option(None, "--run-dir", help="run folder; outputs go to its eval/<name>/ (default: a new one)")

@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
+from .options import console
+
 app = typer.Typer(add_completion=False, help="Publish a curated run as a Hugging Face Hub dataset repository.")
-from .options import console, out
 
 
 @app.callback(invoke_without_command=True)

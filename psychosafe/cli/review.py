@@ -8,9 +8,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from .options import console, out
+
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Human review in Argilla (server from ARGILLA_API_URL / ARGILLA_API_KEY or configs/review.yaml).")
-from .options import console, out
 
 ReviewConfigOpt = typer.Option(None, "--config", "-c", help="review config YAML (default: configs/review.yaml)")
 RunDirOpt = typer.Option(..., "--run-dir", help="a run folder with curated/ (or synthesized/)")

@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, help="LoRA fine-tuning (TRL SFT or DPO + PEFT) on a run's curated dataset.")
 from .options import console, out
+
+app = typer.Typer(add_completion=False, help="LoRA fine-tuning (TRL SFT or DPO + PEFT) on a run's curated dataset.")
 
 
 @app.callback(invoke_without_command=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from psychosafe.schemas import Rejected
 
-from .io import write_json_atomic, write_jsonl_atomic
+from .io import read_jsonl, write_json_atomic, write_jsonl_atomic
 
 DEFAULT_RUNS_DIR = Path("runs")
 VERSIONED_PACKAGES = ("psychosafe", "distilabel", "datasets", "transformers", "torch", "sentence-transformers",
@@ -79,11 +79,9 @@ class RunFolder:
         """One JSONL file per stage, rewritten whole: rerunning a stage never duplicates its rejections."""
         return write_jsonl_atomic(self.rejected / f"{stage}.jsonl", rejected)
 
-    def read_rejected(self) -> list[Rejected]:
-        out = []
-        for path in sorted(self.rejected.glob("*.jsonl")):
-            out += [Rejected.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-        return out
+    def read_rejected(self, model: type[Rejected] = Rejected) -> list[Rejected]:
+        """Every record set aside, stage by stage (`model`: a Rejected whose record is a richer record type)."""
+        return [model.model_validate(row) for path in sorted(self.rejected.glob("*.jsonl")) for row in read_jsonl(path)]
 
 
 class Timer:
