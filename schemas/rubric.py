@@ -9,6 +9,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._yaml import load_model
+from .records import Scores
 
 RUBRIC_FILE = Path(__file__).with_name("rubric.yaml")
 
@@ -69,8 +70,6 @@ class Rubric(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Rubric":
-        from .records import Scores  # the record's scores struct must hold every criterion
-
         ids = [c.id for c in self.criteria]
         missing = [i for i in ids + [self.benign.id] if i not in Scores.model_fields]
         if missing:

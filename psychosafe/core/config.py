@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -10,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from psychosafe import configs
 from psychosafe.errors import input_error_from_validation
 from psychosafe.schemas._yaml import load_model
-from psychosafe.schemas.resources import LOCALE_PATTERN
+from psychosafe.schemas.resources import LOCALE_PATTERN, default_resources
+from psychosafe.schemas.rubric import default_rubric
 from psychosafe.schemas.taxonomy import default_taxonomy
 
 CONFIGS_DIR = Path(configs.__file__).resolve().parent  # package data: found in a checkout and in the wheel alike
@@ -184,8 +186,6 @@ class CurationConfig(_Config):
     @classmethod
     def _known_criteria(cls, value: dict[str, bool | int] | None) -> dict[str, bool | int] | None:
         if value is not None:
-            from psychosafe.schemas.rubric import default_rubric
-
             only_known(value, [c.id for c in default_rubric().criteria], "criterion", "rubric.yaml")
         return value
 
@@ -267,10 +267,6 @@ class RebuildConfig(_Config):
     @field_validator("locales")
     @classmethod
     def _locales_in_directory(cls, value: list[str]) -> list[str]:
-        import re
-
-        from psychosafe.schemas.resources import default_resources
-
         known = default_resources().locales()
         bad = [x for x in value if not re.fullmatch(LOCALE_PATTERN, x) or x not in known]
         if bad or not value:

@@ -10,7 +10,7 @@ from pathlib import Path
 from psychosafe.core.config import EmbedderConfig, LLMConfig
 from psychosafe.errors import PsychosafeError
 
-from .embedded import MINILM_NAME, SMOLLM2_NAME, ensure_smollm2, minilm_folder
+from .embedded import MINILM_NAME, SMOLLM2_NAME, ensure_smollm2, minilm_folder, smollm2_folder, smollm2_gguf_path
 
 
 def model_id(config: LLMConfig) -> str:
@@ -28,8 +28,6 @@ def check_llm(config: LLMConfig) -> None:
     if config.backend == "openai" and importlib.util.find_spec("openai") is None:
         raise PsychosafeError("backend 'openai' needs the openai package: pip install 'psychosafe[openai]'")
     if config.backend == "embedded":
-        from .embedded import smollm2_gguf_path, smollm2_folder
-
         if not (smollm2_folder() / "config.json").is_file():
             smollm2_gguf_path()  # raises with the install hint
     if config.structured_output and config.backend in ("embedded", "transformers") \
