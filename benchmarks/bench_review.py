@@ -23,8 +23,8 @@ import datasets
 from psychosafe.app.serve import argilla as server
 from psychosafe.core.backends import build_embedder
 from psychosafe.core.config import EmbedderConfig
-from psychosafe.curation.review import (ReviewConfig, build_settings, pull_review, push_review, record_fields,
-                                        record_metadata, record_suggestions)
+from psychosafe.curation.review import ReviewConfig, build_settings, pull_review, push_review
+from psychosafe.curation.review.client import to_argilla_record
 from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import Record, Scores, default_taxonomy, record_id, records_to_dataset
 
@@ -70,11 +70,7 @@ def main() -> None:
             client = rg.Argilla(api_url=info["url"], api_key=info["api_key"])
             floor_ds = rg.Dataset(name="bench-floor", workspace="argilla", client=client,
                                   settings=build_settings(config, len(vectors[0]))).create()
-            rows = [rg.Record(id=r.id, fields=record_fields(r), metadata=record_metadata(r, "train"),
-                              vectors={"prompt_embedding": v},
-                              suggestions=[rg.Suggestion(question_name=q, value=val, agent=a)
-                                           for q, val, a in record_suggestions(r)])
-                    for r, v in zip(records, vectors)]
+            rows = [to_argilla_record(r, "train", v) for r, v in zip(records, vectors)]
             t = time.perf_counter()
             floor_ds.records.log(rows, batch_size=64)
             floor = time.perf_counter() - t

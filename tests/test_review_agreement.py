@@ -1,13 +1,18 @@
-"""Agreement metrics, aggregation rules, selection and merge: no server needed. Expected values are
-worked out by hand in the comments."""
+"""Agreement metrics, aggregation rules, selection, merge, and what pull writes: no server needed (pull reads a
+stand-in for the Argilla queue). Expected values are worked out by hand in the comments."""
 
+import json
+
+import datasets
 import pytest
 
-from psychosafe.curation.review.agreement import aggregate, cohen_kappa, krippendorff_alpha
-from psychosafe.curation.review import load_review_config, select_records
-from psychosafe.curation.review.queue import Annotation, SelectionConfig, merge_record
+from psychosafe.core.runs import RunFolder
+from psychosafe.curation.review import (Annotation, QueueRecord, ReviewConfig, SelectionConfig, aggregate,
+                                        cohen_kappa, krippendorff_alpha, load_review_config, load_run_records,
+                                        merge_record, pull_review, select_records)
+from psychosafe.curation.review import pull as pull_module
 from psychosafe.errors import InputError
-from psychosafe.schemas import Checks, Record, Scores, record_id
+from psychosafe.schemas import Checks, Record, Scores, record_id, records_to_dataset
 
 
 def test_cohen_kappa_binary():
@@ -95,7 +100,7 @@ def test_review_config_errors_name_the_field(write):
 
 
 def test_queue_metadata_and_suggestions_come_from_the_record():
-    from psychosafe.curation.review.queue import record_fields, record_metadata, record_suggestions
+    from psychosafe.curation.review.settings import record_fields, record_metadata, record_suggestions
 
     record = _record("imported one", category="from_another_dataset", intent="curiosity", strategy="green_dot",
                      scores=Scores(refusal=False, grounding=7, references=True, relevance=3, judge_model="j"))
@@ -113,12 +118,6 @@ def test_queue_metadata_and_suggestions_come_from_the_record():
 
 
 def test_run_without_records_or_with_bad_rows_is_refused(tmp_path):
-    import datasets
-
-    from psychosafe.curation.review import load_run_records
-    from psychosafe.core.runs import RunFolder
-    from psychosafe.schemas import records_to_dataset
-
     with pytest.raises(InputError, match="no curated/ or synthesized/dataset"):
         load_run_records(RunFolder(tmp_path / "empty"))
     run = RunFolder(tmp_path / "bad")
@@ -127,3 +126,63 @@ def test_run_without_records_or_with_bad_rows_is_refused(tmp_path):
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(run.curated))
     with pytest.raises(InputError, match=r"curated.*domain.*unknown domain 'gardening'"):
         load_run_records(run)
+
+
+class _StandInQueue:
+    """What pull asks of ArgillaQueue: the dataset's min_submitted and the queued records with their answers."""
+
+    def __init__(self, records):
+        self.queued = records
+
+    def min_submitted(self):
+        return 1
+
+    def records(self, *, with_responses):
+        return self.queued
+
+
+def _pulled_run(tmp_path, monkeypatch):
+    records = [_record("pull me"), _record("leave me", domain="weapon")]
+    run = RunFolder(tmp_path / "run")
+    datasets.DatasetDict({"train": records_to_dataset(records)}).save_to_disk(str(run.curated))
+    answers = [Annotation("alice", "submitted", {"decision": "reject", "refusal": "yes", "grounding": 2})]
+    queue = _StandInQueue([QueueRecord(records[0].id, {}, {"domain": "violence"}, answers)])
+    monkeypatch.setattr(pull_module, "ArgillaQueue", lambda config: queue)
+    return run, records
+
+
+def test_pull_writes_review_and_keeps_what_push_wrote(tmp_path, monkeypatch):
+    run, records = _pulled_run(tmp_path, monkeypatch)
+    run.review.mkdir(parents=True)
+    (run.review / "push.json").write_text('{"counts": {"created": 2}}', encoding="utf-8")
+    (run.review / "report.md").write_text("an older report", encoding="utf-8")
+
+    summary = pull_review(run, ReviewConfig())
+    assert summary["statuses"] == {"accepted": 0, "rejected": 1, "edited": 0, "pending": 1}
+    assert sorted(p.name for p in run.review.iterdir()) == ["dataset", "disagreements.json", "push.json", "report.md",
+                                                            "review.png", "summary.json"]
+    assert json.loads((run.review / "push.json").read_text()) == {"counts": {"created": 2}}
+    assert json.loads((run.review / "summary.json").read_text()) == json.loads(json.dumps(summary))
+    assert "rejected **1**" in (run.review / "report.md").read_text()
+    merged = datasets.load_from_disk(str(run.review / "dataset"))["train"]
+    assert merged["id"] == [r.id for r in records]
+    assert [row["review"]["status"] for row in merged] == ["rejected", "pending"]
+    assert merged[0]["review"]["human_scores"]["grounding"] == 2.0
+    assert not [p.name for p in run.path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def test_a_pull_that_fails_while_writing_leaves_review_as_it_was(tmp_path, monkeypatch):
+    run, _ = _pulled_run(tmp_path, monkeypatch)
+    run.review.mkdir(parents=True)
+    (run.review / "summary.json").write_text('{"from": "the last pull"}', encoding="utf-8")
+
+    def broken_report(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pull_module, "write_review_report", broken_report)
+    with pytest.raises(OSError, match="disk full"):
+        pull_review(run, ReviewConfig())
+    assert [p.name for p in run.review.iterdir()] == ["summary.json"]
+    assert json.loads((run.review / "summary.json").read_text()) == {"from": "the last pull"}
+    assert not [p.name for p in run.path.iterdir() if p.name.startswith(".")]
+    assert "review_pull" not in (run.manifest().get("stages") or {})

@@ -27,6 +27,7 @@ def publish(
 ) -> None:
     """Write RUN/publish/ (parquet shards per split under data/ and a README.md dataset card) and, unless
     --dry-run, push it to the Hub in one commit. Token: HF_TOKEN or `hf auth login`."""
+    # imported here, not at the top: psychosafe.curation loads distilabel and datasets (see cli/review.py)
     from psychosafe.curation.publish import load_publish_config, publish_run
 
     result = publish_run(run_dir, repo_id, load_publish_config(config), dry_run=dry_run, private=private,

@@ -10,6 +10,9 @@ from rich.table import Table
 
 from .options import console, out
 
+# The stage is imported by each command, not here: importing psychosafe.curation loads distilabel and datasets,
+# which every `psychosafe` invocation (even --help) would pay for, before the CLI has quieted their warnings.
+
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Human review in Argilla (server from ARGILLA_API_URL / ARGILLA_API_KEY or configs/review.yaml).")
 
@@ -20,24 +23,18 @@ WorkspaceOpt = typer.Option(None, "--workspace", help="Argilla workspace (defaul
 MinSubmittedOpt = typer.Option(None, "--min-submitted", min=1, help="submitted responses a record needs (pull: default the dataset's)")
 
 
-def _config(path: Optional[Path], **overrides):
-    from psychosafe.curation.review import load_review_config
-
-    return load_review_config(path, **overrides)
-
-
 @app.command()
 def push(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, dataset: Optional[str] = DatasetOpt,
          workspace: Optional[str] = WorkspaceOpt, min_submitted: Optional[int] = MinSubmittedOpt,
          select: Optional[str] = typer.Option(None, help="comma-separated rules: all, low_scores, flagged, sample"),
          sample_per_domain: Optional[int] = typer.Option(None, help="records per domain for the `sample` rule")) -> None:
     """Push a run's records (all, or those the selection picks) into the review queue."""
-    from psychosafe.curation.review import push_review
     from psychosafe.core.runs import RunFolder
+    from psychosafe.curation.review import load_review_config, push_review
 
-    cfg = _config(config, dataset=dataset, workspace=workspace, min_submitted=min_submitted,
-                  **{"select.rules": select.split(",") if select else None,
-                     "select.sample_per_domain": sample_per_domain})
+    cfg = load_review_config(config, dataset=dataset, workspace=workspace, min_submitted=min_submitted,
+                             **{"select.rules": select.split(",") if select else None,
+                                "select.sample_per_domain": sample_per_domain})
     result = push_review(RunFolder(run_dir), cfg)
     counts = result["counts"]
     console.print(f"[green]pushed[/green] {counts['selected']} of {counts['in_run']} records to "
@@ -51,10 +48,10 @@ def pull(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, da
          workspace: Optional[str] = WorkspaceOpt, min_submitted: Optional[int] = MinSubmittedOpt,
          rule: Optional[str] = typer.Option(None, help="several annotators: majority or unanimity")) -> None:
     """Merge submitted responses into the run: review/dataset, summary.json, report.md."""
-    from psychosafe.curation.review import pull_review
     from psychosafe.core.runs import RunFolder
+    from psychosafe.curation.review import load_review_config, pull_review
 
-    cfg = _config(config, dataset=dataset, workspace=workspace, rule=rule)
+    cfg = load_review_config(config, dataset=dataset, workspace=workspace, rule=rule)
     summary = pull_review(RunFolder(run_dir), cfg, min_submitted=min_submitted)
     console.print("[green]merged[/green]: " + ", ".join(f"{k} {v}" for k, v in summary["statuses"].items())
                   + f" ({summary['annotators']} annotators, rule {summary['rule']})")
@@ -66,9 +63,9 @@ def pull(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, da
 def status(config: Optional[Path] = ReviewConfigOpt, dataset: Optional[str] = DatasetOpt,
            workspace: Optional[str] = WorkspaceOpt) -> None:
     """Progress of the review queue per domain and per annotator."""
-    from psychosafe.curation.review import review_status
+    from psychosafe.curation.review import load_review_config, review_status
 
-    progress = review_status(_config(config, dataset=dataset, workspace=workspace))
+    progress = review_status(load_review_config(config, dataset=dataset, workspace=workspace))
 
     out.print(f"{progress['workspace']}/{progress['dataset']} at {progress['url']}: {progress['records']} records, "
               f"{progress['min_submitted']} submitted response(s) needed each")
