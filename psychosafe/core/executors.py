@@ -4,7 +4,7 @@ The executor is chosen by configuration, never by rewriting a step: a stage func
 `on_configured_executor` (or a `use_executor(...)` block) sets it, and `run_persisted` asks
 `current_executor()` for every pipeline it builds. distilabel and Ray are imported inside functions only.
 On Ray the requested step resources are checked against the cluster first, because Ray waits forever for
-an actor it cannot place (ENVIRONMENT.md: `cpus=3` on a 2-CPU machine hangs with no error).
+an actor it cannot place (seen: `cpus=3` on a 2-CPU machine hangs with no error).
 """
 
 from __future__ import annotations
