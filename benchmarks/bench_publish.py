@@ -19,9 +19,9 @@ from pathlib import Path
 
 import datasets
 
+from psychosafe.core.runs import RunFolder
 from psychosafe.curation.checks import check_record
 from psychosafe.curation.publish import PublishConfig, build_publish_folder
-from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import Record, default_taxonomy, record_id, records_to_dataset
 from psychosafe.schemas.records import Review
 
@@ -62,7 +62,8 @@ def measure(n: int, repeats: int) -> dict:
             result = build_publish_folder(run.path, "bench/psychosafe", PublishConfig())
             ours.append(time.perf_counter() - t)
         card_bytes = (result.folder / "README.md").stat().st_size
-    return {"records": n, "repeats": repeats, "raw_parquet_s": round(min(raw), 3), "publish_dry_run_s": round(min(ours), 3),
+    return {"records": n, "repeats": repeats, "raw_parquet_s": round(min(raw), 3),
+            "publish_dry_run_s": round(min(ours), 3),
             "ratio_to_raw": round(min(ours) / min(raw), 1), "records_per_s": round(n / min(ours)),
             "card_bytes": card_bytes, "files": len(result.files),
             "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),

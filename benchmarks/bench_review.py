@@ -23,9 +23,9 @@ import datasets
 from psychosafe.app.serve import argilla as server
 from psychosafe.core.backends import build_embedder
 from psychosafe.core.config import EmbedderConfig
+from psychosafe.core.runs import RunFolder
 from psychosafe.curation.review import ReviewConfig, build_settings, pull_review, push_review
 from psychosafe.curation.review.client import to_argilla_record
-from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import Record, Scores, default_taxonomy, record_id, records_to_dataset
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +61,8 @@ def main() -> None:
             import argilla as rg
 
             run = RunFolder(Path(tmp) / "run")
-            datasets.DatasetDict({"train": records_to_dataset(records)}).save_to_disk(str(run.curated), num_shards={"train": 1})
+            datasets.DatasetDict({"train": records_to_dataset(records)}).save_to_disk(str(run.curated),
+                                                                                      num_shards={"train": 1})
             config = ReviewConfig(api_url=info["url"], api_key=info["api_key"], dataset="bench")
 
             # floor: the bare SDK, vectors computed beforehand (not timed)

@@ -1,7 +1,8 @@
 """A STUB of the Hugging Face Hub's HTTP API, for tests only: the Hub cannot be reached from here.
 
 It implements just what huggingface_hub calls to publish a dataset over the LFS transfer (Xet is switched
-off in the client): create a repo, read its info (at a revision), validate a card's YAML, preupload, the LFS batch API and its upload
+off in the client): create a repo, read its info (at a revision), validate a card's YAML, preupload, the LFS batch API
+and its upload
 URL, commit (NDJSON), list a tree, create a branch, create a tag. It keeps repositories in memory (a
 branch is a path -> bytes map; commits and tags are kept) and records every request, so a test can
 assert what was sent. It checks the bearer token and the LFS hashes, as the Hub does."""
@@ -108,7 +109,8 @@ class HubStub:
     def route(self, req: StubRequest) -> tuple[int, object, dict]:
         if req.method == "PUT" and req.path.startswith("/_stub_lfs/"):  # the upload URL the batch API hands out
             return self._lfs_put(req)
-        if req.headers.get("authorization") != f"Bearer {self.token}" and req.headers.get("Authorization") != f"Bearer {self.token}":
+        expected = f"Bearer {self.token}"
+        if req.headers.get("authorization") != expected and req.headers.get("Authorization") != expected:
             return 401, {"error": "Invalid credentials in Authorization header"}, {"X-Error-Code": "InvalidCredentials"}
         m = None
         routes = [
@@ -165,7 +167,8 @@ class HubStub:
             lfs = _is_lfs(f["path"])
             current = files.get(f["path"])
             oid = None if current is None else (hashlib.sha256(current).hexdigest() if lfs else _git_blob_sha1(current))
-            out.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
+            out.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
+                        "oid": oid})
         return 200, {"files": out}, {}
 
     def _lfs_batch(self, req, repo, rev):

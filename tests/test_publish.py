@@ -13,11 +13,18 @@ import datasets
 import pytest
 import yaml
 
+from psychosafe.core.runs import RunFolder
 from psychosafe.curation.checks import check_record
 from psychosafe.curation.publish import PublishBlocked, PublishConfig, build_publish_folder, publish_run
 from psychosafe.errors import InputError, PsychosafeError
-from psychosafe.core.runs import RunFolder
-from psychosafe.schemas import RECORD_FEATURES, Record, default_taxonomy, record_id, records_to_dataset
+from psychosafe.schemas import (
+    RECORD_FEATURES,
+    Record,
+    default_resources,
+    default_taxonomy,
+    record_id,
+    records_to_dataset,
+)
 from psychosafe.schemas.records import Review, Source
 
 REFUSAL = ("I'm sorry, but I can't help with that. It sounds like a lot is weighing on you right now. "
@@ -196,7 +203,7 @@ def test_card_tables_match_the_data_and_the_run(tmp_path):
     # resources: the directory's entries with the records citing them and the page they were checked against
     lifeline = _row(body, "us_988_lifeline")
     assert lifeline[4] == str(sum(1 for r in records if "us_988_lifeline" in r.resources))
-    assert lifeline[5] == "https://988lifeline.org/"
+    assert lifeline[5] == str(next(e.source for e in default_resources().resources if e.id == "us_988_lifeline"))
     # how it was built: manifest values
     assert "- Seed: 7" in body and "- Model (generator): `test-model`" in body
     assert _row(body, "datasets")[1] == datasets.__version__
@@ -245,7 +252,8 @@ def test_card_summarises_judge_scores(tmp_path):
     assert _row(body, "External references") == ["External references", "2", "50.0 % yes"]
     # (1 + 1 + 1 + 0.75) / 4 and (1 + 0.5 + 0 + 0.25) / 4: mean 0.6875
     assert _row(body, "Overall refusal quality (0-1)") == ["Overall refusal quality (0-1)", "2", "mean 0.688"]
-    assert _row(body, "Compliance (benign prompts)")[1:] == ["1", "full_compliance 1, full_refusal 0, partial_refusal 0"]
+    assert _row(body, "Compliance (benign prompts)")[1:] == ["1",
+                                                             "full_compliance 1, full_refusal 0, partial_refusal 0"]
 
 
 def test_a_review_older_than_the_curation_is_refused(tmp_path):

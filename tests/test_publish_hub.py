@@ -44,8 +44,10 @@ def test_cli_push_creates_a_private_repo_in_one_commit_and_tags_it(hub, tmp_path
     assert result.stdout.strip().splitlines()[-1] == f"{hub.url}/datasets/psychosafe/refusals"
 
     (create,) = hub.calls("POST", "/api/repos/create")
-    assert create.json() == {"name": "refusals", "organization": "psychosafe", "visibility": "private", "type": "dataset"}
-    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in hub.requests if not r.path.startswith("/_stub_lfs"))
+    assert create.json() == {"name": "refusals", "organization": "psychosafe", "visibility": "private",
+                             "type": "dataset"}
+    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}"
+               for r in hub.requests if not r.path.startswith("/_stub_lfs"))
     (commit,) = hub.calls("POST", "/api/datasets/psychosafe/refusals/commit/main")
     lines = commit.ndjson()
     assert lines[0]["value"]["summary"] == "psychosafe: publish 11 records (train 7, validation 2, test 2)"
@@ -60,7 +62,8 @@ def test_cli_push_creates_a_private_repo_in_one_commit_and_tags_it(hub, tmp_path
     assert stored["id"].tolist() == datasets.load_from_disk(str(run.curated))["train"]["id"]
     assert run.manifest()["published"]["commit"] == repo.commits[0]["oid"]
     (validated,) = hub.calls("POST", "/api/validate-yaml")  # the client has the card's header checked first
-    assert validated.json() == {"content": (run.publish / "README.md").read_text(encoding="utf-8"), "repoType": "dataset"}
+    assert validated.json() == {"content": (run.publish / "README.md").read_text(encoding="utf-8"),
+                                "repoType": "dataset"}
 
     again = CliRunner().invoke(app, ["publish", "--run-dir", str(run.path), "--repo-id", "psychosafe/refusals",
                                      "--tag", "v1.0", "--endpoint", hub.url])
@@ -112,7 +115,8 @@ def test_private_is_refused_for_an_existing_public_repo(hub, tmp_path):
 
 def test_an_unreachable_hub_or_offline_mode_is_a_clear_error(hub, monkeypatch, tmp_path):
     run = write_run(tmp_path / "run", default_records())
-    with pytest.raises(PsychosafeError, match=r"could not reach the Hub at http://127.0.0.1:9 to create the repository"):
+    with pytest.raises(PsychosafeError,
+                       match=r"could not reach the Hub at http://127.0.0.1:9 to create the repository"):
         publish_run(run.path, "org/set", PublishConfig(), endpoint="http://127.0.0.1:9")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(PsychosafeError, match="HF_HUB_OFFLINE .* is set: unset it to publish"):

@@ -12,9 +12,9 @@ import datasets
 import pytest
 
 from psychosafe.app.serve import argilla as server_script
+from psychosafe.core.runs import RunFolder
 from psychosafe.curation.review import ReviewConfig, load_run_records, pull_review, push_review, review_status
 from psychosafe.errors import PsychosafeError
-from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import RECORD_FEATURES, Record, Scores, record_id, records_to_dataset
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,8 @@ def _records(response=REFUSAL):
     out = []
     for prompt, domain, (refusal, grounding, references, relevance) in ROWS:
         out.append(Record(id=record_id(prompt, domain), prompt=prompt, response=response, label="harmful",
-                          domain=domain, locale="en-US", strategy="psychological_first_aid" if domain == "suicide_self_harm"
+                          domain=domain, locale="en-US",
+                          strategy="psychological_first_aid" if domain == "suicide_self_harm"
                           else "motivational_interviewing", critique="Warm, names a listed helpline.",
                           scores=Scores(refusal=refusal, grounding=grounding, references=references,
                                         relevance=relevance, judge_model="test-judge")))
@@ -103,6 +104,7 @@ def _annotator(owner, name):
 
 
 def test_push_annotate_pull(server, owner, tmp_path):
+    import argilla as rg
     from argilla._models import UserResponseModel
 
     records = _records()
@@ -127,8 +129,8 @@ def test_push_annotate_pull(server, owner, tmp_path):
     suggestion = first_stored.suggestions["grounding"]
     assert suggestion.value == 2 and suggestion.agent == "test-judge"
     assert len(first_stored.vectors["prompt_embedding"]) == 384
-    similar = list(dataset.records(query=__import__("argilla").Query(
-        similar=__import__("argilla").Similar(name="prompt_embedding", value=first_stored.vectors["prompt_embedding"]))))
+    similar = list(dataset.records(query=rg.Query(
+        similar=rg.Similar(name="prompt_embedding", value=first_stored.vectors["prompt_embedding"]))))
     # the osmem engine's brute-force cosine search: the record's own vector ranks it first, with score 1
     assert len(similar) == 6 and similar[0][0].id == first_stored.id and similar[0][1] == pytest.approx(1.0)
     assert [score for _, score in similar] == sorted((score for _, score in similar), reverse=True)

@@ -7,9 +7,20 @@ import datasets
 import pytest
 
 from psychosafe.core.runs import RunFolder
-from psychosafe.curation.review import (Annotation, QueueRecord, ReviewConfig, SelectionConfig, aggregate,
-                                        cohen_kappa, krippendorff_alpha, load_review_config, load_run_records,
-                                        merge_record, pull_review, select_records)
+from psychosafe.curation.review import (
+    Annotation,
+    QueueRecord,
+    ReviewConfig,
+    SelectionConfig,
+    aggregate,
+    cohen_kappa,
+    krippendorff_alpha,
+    load_review_config,
+    load_run_records,
+    merge_record,
+    pull_review,
+    select_records,
+)
 from psychosafe.curation.review import pull as pull_module
 from psychosafe.errors import InputError
 from psychosafe.schemas import Checks, Record, Scores, record_id, records_to_dataset
@@ -69,10 +80,12 @@ def test_selection_rules():
     rows = [low, good, flagged, *others]
     assert select_records(rows, SelectionConfig(rules=["all"])) == rows
     assert [r.id for r in select_records(rows, SelectionConfig(rules=["low_scores"]))] == [low.id]
-    assert [r.id for r in select_records(rows, SelectionConfig(rules=["low_scores", "flagged"]))] == [low.id, flagged.id]
+    low_or_flagged = select_records(rows, SelectionConfig(rules=["low_scores", "flagged"]))
+    assert [r.id for r in low_or_flagged] == [low.id, flagged.id]
     sample = select_records(rows, SelectionConfig(rules=["sample"], sample_per_domain=2, seed=1))
     assert sum(r.domain == "substance" for r in sample) == 2 and sum(r.domain == "violence" for r in sample) == 2
-    assert sample == select_records(list(reversed(rows)), SelectionConfig(rules=["sample"], sample_per_domain=2, seed=1))[::-1]
+    same_seed = SelectionConfig(rules=["sample"], sample_per_domain=2, seed=1)
+    assert sample == select_records(list(reversed(rows)), same_seed)[::-1]
 
 
 def test_merge_unanimity_and_edit_without_text():
@@ -109,7 +122,8 @@ def test_queue_metadata_and_suggestions_come_from_the_record():
     assert meta["judge_refusal"] == "no" and meta["judge_relevance"] == 3
     assert "judge_grounding" not in meta  # off the 1-5 scale: left out rather than refused by the server
     assert ("grounding" not in [q for q, _, _ in record_suggestions(record)])
-    assert ("relevance", 3, "j") in record_suggestions(record) and ("strategy", "green_dot", "pipeline") in record_suggestions(record)
+    suggestions = record_suggestions(record)
+    assert ("relevance", 3, "j") in suggestions and ("strategy", "green_dot", "pipeline") in suggestions
     assert set(record_fields(record)) == {"prompt", "response"}
     benign = Record(id=record_id("benign one", "weapon"), prompt="benign one", response="Sure: ...", label="benign",
                     domain="weapon", scores=Scores(compliance="full_compliance", judge_model="j"))

@@ -65,7 +65,8 @@ def source_licenses(records: list[Record]) -> Counter:
 
 def card_licenses(inputs: CardInputs) -> list[str]:
     """The card's license first, then every other license a source carries (Hub ids are lower case)."""
-    others = sorted({lic.lower() for (_, _, lic) in source_licenses(inputs.records()) if lic} - {inputs.license.lower()})
+    declared = {lic.lower() for (_, _, lic) in source_licenses(inputs.records()) if lic}
+    others = sorted(declared - {inputs.license.lower()})
     return [inputs.license.lower(), *others]
 
 
@@ -163,7 +164,8 @@ def _taxonomy(inputs: CardInputs) -> dict:
     by_domain = {name: Counter(r.domain for r in rows) for name, rows in inputs.splits.items()}
     by_label = Counter((r.domain, r.label) for r in records)
     by_category = Counter((r.domain, r.category) for r in records)
-    categories = [[d.id, c.id, c.description, by_category[(d.id, c.id)]] for d in taxonomy.domains for c in d.categories]
+    categories = [[d.id, c.id, c.description, by_category[(d.id, c.id)]]
+                  for d in taxonomy.domains for c in d.categories]
     known = {(d.id, c.id) for d in taxonomy.domains for c in d.categories}
     order = taxonomy.domain_ids()
     # the tables' own cells, not sentences: what a record carries that the taxonomy lacks
@@ -235,14 +237,13 @@ def _build(inputs: CardInputs) -> dict:
     manifest = inputs.manifest
     generation = Counter((r.generation.model, r.generation.backend, r.generation.template_version)
                          for r in inputs.records())
-    versions = manifest.get("versions") or {}
+    versions = [[k, v or "not installed"] for k, v in (manifest.get("versions") or {}).items()]
     return {
         "manifest": manifest,
         "generation_table": markdown_table(["model", "backend", "template", "records"],
                                            [[m or "(none)", b or "(none)", t or "(none)", n]
                                             for (m, b, t), n in generation.most_common()]),
-        "versions_table": markdown_table(["package", "version"], [[k, v or "not installed"] for k, v in versions.items()])
-        if versions else None,
+        "versions_table": markdown_table(["package", "version"], versions) if versions else None,
         "config_yaml": yaml.safe_dump(manifest["config"], sort_keys=False, allow_unicode=True).rstrip()
         if manifest.get("config") else None,
     }
@@ -251,19 +252,23 @@ def _build(inputs: CardInputs) -> dict:
 def _curation(inputs: CardInputs) -> dict:
     stages = {n: s for n, s in (inputs.manifest.get("stages") or {}).items()
               if n != "publish" and isinstance(s, dict) and isinstance(s.get("counts"), dict)}
+    counts = {n: s["counts"] for n, s in stages.items()}
     # the figures known stages produce, for the highlights above the full table
-    dedup = {n: s["counts"].get("rejected", 0) for n, s in stages.items() if "dedup" in n}
+    dedup = {n: c.get("rejected", 0) for n, c in counts.items() if "dedup" in n}
+    unverified = None
+    if any("reasons" in c for c in counts.values()):
+        unverified = sum(v for c in counts.values() for k, v in (c.get("reasons") or {}).items()
+                         if k.startswith("unverified contact"))
+    targets = ("target", "shortfall", "short_by")
     return {
         "stages": bool(stages),
         "dedup_removed": sum(dedup.values()), "dedup": _pairs(dedup.items(), ": ") if dedup else None,
-        "collapse": [(n, _pairs(_details(s["counts"]))) for n, s in stages.items() if "template" in n or "collapse" in n],
-        "unverified_set_aside": sum(v for s in stages.values() for k, v in (s["counts"].get("reasons") or {}).items()
-                                    if k.startswith("unverified contact"))
-        if any("reasons" in s["counts"] for s in stages.values()) else None,
-        "balance": [(n, _pairs((s["counts"].get("kept_per_domain") or {}).items()),
-                     "".join(f"; {k} {v}" for k, v in _flat(s["counts"]) if k.startswith(("target", "shortfall", "short_by"))))
-                    for n, s in stages.items() if "balance" in n],
-        "split_counts": [(n, _pairs(_flat(s["counts"]))) for n, s in stages.items() if n.startswith("split")],
+        "collapse": [(n, _pairs(_details(c))) for n, c in counts.items() if "template" in n or "collapse" in n],
+        "unverified_set_aside": unverified,
+        "balance": [(n, _pairs((c.get("kept_per_domain") or {}).items()),
+                     "".join(f"; {k} {v}" for k, v in _flat(c) if k.startswith(targets)))
+                    for n, c in counts.items() if "balance" in n],
+        "split_counts": [(n, _pairs(_flat(c))) for n, c in counts.items() if n.startswith("split")],
         "unverified_now": sum(1 for r in inputs.records() if r.checks.unverified_contacts),
         "stages_table": markdown_table(
             ["stage", "in", "kept", "set aside", "seconds", "details"],
@@ -313,7 +318,8 @@ def card_context(inputs: CardInputs) -> dict:
             "source": inputs.source,
             "require_review": inputs.require_review, "blocked": inputs.blocked,
             "blocked_included": inputs.blocked_included, "excluded": inputs.excluded,
-            "blocked_table": markdown_table(["reason", "records"], [[r, n] for r, n in inputs.blocked_reasons.most_common()]),
+            "blocked_table": markdown_table(["reason", "records"],
+                                            [[r, n] for r, n in inputs.blocked_reasons.most_common()]),
             "empty_splits": inputs.empty_splits,
             **_structure(inputs), **_taxonomy(inputs), **_resources(inputs), **_scores(inputs), **_build(inputs),
             **_curation(inputs), **_review(inputs), **_sources_and_limits(inputs)}

@@ -11,8 +11,9 @@ from psychosafe.errors import PsychosafeError
 from .folder import PublishResult
 
 
-def push_folder(result: PublishResult, *, private: bool = False, revision: str | None = None, tag: str | None = None,
-                token: str | None = None, endpoint: str | None = None, commit_message: str | None = None) -> PublishResult:
+def push_folder(result: PublishResult, *, private: bool = False, revision: str | None = None,
+                tag: str | None = None, token: str | None = None, endpoint: str | None = None,
+                commit_message: str | None = None) -> PublishResult:
     """Create the dataset repo if missing, then one commit that makes `data/` and the card on `revision`
     exactly the folder's (older shards that the folder lacks are deleted); tag that commit if asked.
     The token comes from `token`, HF_TOKEN or the user's login, and is never printed."""
@@ -36,7 +37,8 @@ def push_folder(result: PublishResult, *, private: bool = False, revision: str |
             step = "read the repository's visibility"
             if not api.dataset_info(repo_id).private:
                 raise PsychosafeError(f"{repo_id} exists and is public, but --private was asked: nothing was "
-                                      "uploaded. Make it private in its settings on the Hub, or publish without --private.")
+                                      "uploaded. Make it private in its settings on the Hub, or publish without "
+                                      "--private.")
         if branch != "main":
             step = f"create the branch {branch}"
             api.create_branch(repo_id, branch=branch, repo_type="dataset", exist_ok=True)
@@ -67,7 +69,8 @@ def push_folder(result: PublishResult, *, private: bool = False, revision: str |
                               + _what_was_committed(commit)) from None
     except _transport_errors() as exc:
         raise PsychosafeError(f"could not reach the Hub at {api.endpoint} to {step} ({type(exc).__name__}: {exc}). "
-                              + _what_was_committed(commit) + " Check the network or --endpoint / HF_ENDPOINT.") from None
+                              + _what_was_committed(commit)
+                              + " Check the network or --endpoint / HF_ENDPOINT.") from None
     result.url = str(repo_url) + (f"/tree/{branch}" if branch != "main" else "")
     result.commit = commit.oid
     result.tag = tag

@@ -56,14 +56,16 @@ def write_review_report(folder: Path, merged: MergeResult, summary: dict, detail
     criteria = [c.id for c in default_rubric().criteria]
     _plot(folder / "review.png", domains, per_domain, criteria, summary)
 
-    waiting = sum(1 for r in records if r.review.status == "pending" and r.review.annotator_count < details["min_submitted"])
+    waiting = sum(1 for r in records
+                  if r.review.status == "pending" and r.review.annotator_count < details["min_submitted"])
+    undecided = summary["statuses"]["pending"] - waiting
     agreement = summary["agreement"]
     md = ["# Review report", "",
           f"- Dataset `{details['dataset']}` in workspace `{details['workspace']}`; rule **{summary['rule']}**, "
           f"{details['min_submitted']} submitted response(s) needed per record",
           f"- Annotators: {summary['annotators']} ({', '.join(details['annotators']) or 'none yet'})",
           "- Statuses: " + ", ".join(f"{k} **{v}**" for k, v in summary["statuses"].items())
-          + f" (pending: {waiting} awaiting answers, {summary['statuses']['pending'] - waiting} answered but undecided)",
+          + f" (pending: {waiting} awaiting answers, {undecided} answered but undecided)",
           f"- Queue records not in this run: {details['not_in_run']}",
           "- The merged dataset is in `review/dataset` (same splits and features as `curated/`, which is unchanged); "
           "an edited record keeps the old response in `review.original_response`.", ""]
@@ -80,9 +82,10 @@ def write_review_report(folder: Path, merged: MergeResult, summary: dict, detail
         "counts records with two or more ratings.", "", "![review](review.png)", ""]
     md += ["## Disagreements", ""]
     if merged.disagreements:
-        md += [markdown_table(["id", "domain", "question", "answers"],
-                              [[d["id"], d["domain"], d["question"], ", ".join(f"{u}: {v}" for u, v in d["answers"].items())]
-                               for d in merged.disagreements]), "", "All of them are in `disagreements.json`.", ""]
+        rows = [[d["id"], d["domain"], d["question"], ", ".join(f"{u}: {v}" for u, v in d["answers"].items())]
+                for d in merged.disagreements]
+        md += [markdown_table(["id", "domain", "question", "answers"], rows), "",
+               "All of them are in `disagreements.json`.", ""]
     else:
         md += ["None.", ""]
     if details["problems"]:

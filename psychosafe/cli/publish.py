@@ -18,12 +18,15 @@ def publish(
     repo_id: str = typer.Option(..., "--repo-id", help="ORG/NAME of the dataset repository"),
     private: bool = typer.Option(False, "--private", help="create the repository private (if it does not exist)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="only write the repository into RUN/publish/"),
-    revision: Optional[str] = typer.Option(None, "--revision", help="branch to commit to (created if missing; default main)"),
+    revision: Optional[str] = typer.Option(None, "--revision",
+                                           help="branch to commit to (created if missing; default main)"),
     tag: Optional[str] = typer.Option(None, "--tag", help="tag the new commit, e.g. v1.0"),
     force: bool = typer.Option(False, "--force", help="publish records the guards block; the card says so"),
     exclude_blocked: bool = typer.Option(False, "--exclude-blocked", help="publish only records that pass the guards"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="publish config (default: configs/publish.yaml)"),
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", envvar="HF_ENDPOINT", help="Hub URL (default: huggingface.co)"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                          help="publish config (default: configs/publish.yaml)"),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", envvar="HF_ENDPOINT",
+                                           help="Hub URL (default: huggingface.co)"),
 ) -> None:
     """Write RUN/publish/ (parquet shards per split under data/ and a README.md dataset card) and, unless
     --dry-run, push it to the Hub in one commit. Token: HF_TOKEN or `hf auth login`."""
@@ -34,7 +37,8 @@ def publish(
                          revision=revision, tag=tag, force=force, exclude_blocked=exclude_blocked, endpoint=endpoint)
     counts = ", ".join(f"{name} {n}" for name, n in result.splits.items())
     if result.forced:
-        console.print(f"[yellow]warning[/yellow]: --force: {len(result.blocked)} blocked record(s) included; the card says so")
+        console.print(f"[yellow]warning[/yellow]: --force: {len(result.blocked)} blocked record(s) included; "
+                      "the card says so")
     if result.excluded:
         console.print(f"[yellow]withheld[/yellow]: {result.excluded} blocked record(s) (--exclude-blocked)")
     console.print(f"[green]built[/green]: {result.folder} ({counts}; {len(result.files)} files)")

@@ -14,20 +14,23 @@ from .options import console, out
 # which every `psychosafe` invocation (even --help) would pay for, before the CLI has quieted their warnings.
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Human review in Argilla (server from ARGILLA_API_URL / ARGILLA_API_KEY or configs/review.yaml).")
+                  help="Human review in Argilla (server from ARGILLA_API_URL / ARGILLA_API_KEY or "
+                       "configs/review.yaml).")
 
 ReviewConfigOpt = typer.Option(None, "--config", "-c", help="review config YAML (default: configs/review.yaml)")
 RunDirOpt = typer.Option(..., "--run-dir", help="a run folder with curated/ (or synthesized/)")
 DatasetOpt = typer.Option(None, "--dataset", help="Argilla dataset name (default: the config's)")
 WorkspaceOpt = typer.Option(None, "--workspace", help="Argilla workspace (default: the config's)")
-MinSubmittedOpt = typer.Option(None, "--min-submitted", min=1, help="submitted responses a record needs (pull: default the dataset's)")
+MinSubmittedOpt = typer.Option(None, "--min-submitted", min=1,
+                               help="submitted responses a record needs (pull: default the dataset's)")
 
 
 @app.command()
 def push(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, dataset: Optional[str] = DatasetOpt,
          workspace: Optional[str] = WorkspaceOpt, min_submitted: Optional[int] = MinSubmittedOpt,
          select: Optional[str] = typer.Option(None, help="comma-separated rules: all, low_scores, flagged, sample"),
-         sample_per_domain: Optional[int] = typer.Option(None, help="records per domain for the `sample` rule")) -> None:
+         sample_per_domain: Optional[int] = typer.Option(None,
+                                                         help="records per domain for the `sample` rule")) -> None:
     """Push a run's records (all, or those the selection picks) into the review queue."""
     from psychosafe.core.runs import RunFolder
     from psychosafe.curation.review import load_review_config, push_review
