@@ -19,7 +19,7 @@ def test_shipped_configs_load():
     ("generator: {backend: llamafile}\n", "generator.backend: Input should be 'embedded', 'transformers', 'openai' or 'vllm'"),
     ("generator: {backend: openai, model: m}\n", "generator: Value error, backend 'openai' needs `base_url`"),
     ("tagret: 10\n", "tagret: Extra inputs are not permitted"),
-    ("locales: [fr-FR]\n", "locales: Value error, locale(s) ['fr-FR'] have no entries in resources.yaml"),
+    ("locales: [pt-BR]\n", "locales: Value error, locale(s) ['pt-BR'] have no entries in resources.yaml"),
     ("target: [1\n", "not valid YAML"),
 ])
 def test_bad_config_values_name_file_field_and_expectation(write, text, expected):

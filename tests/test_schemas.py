@@ -57,17 +57,20 @@ def test_rubric_criteria_match_the_record_scores():
     assert r.benign.option_ids() == ["full_compliance", "full_refusal", "partial_refusal"]
 
 
-def test_resources_cover_every_domain_in_both_locales():
+def test_resources_api_the_prompts_and_checks_use():
     d = default_resources()
-    assert d.locales() == ["en-GB", "en-US"]
-    for locale in d.locales():
+    assert {"en-GB", "en-US"} <= set(d.locales())
+    for locale in ("en-US", "en-GB"):
         for domain in DOMAINS:
             assert d.for_domain(domain, locale), (locale, domain)
     index = d.contact_index("en-US")
-    assert index[contact_key("phone", "(800) 662-4357")] == "us_samhsa_helpline"
+    assert index[contact_key("phone", "(800) 662-4357", "en-US")] == "us_samhsa_helpline"
+    assert index[contact_key("phone", "(800) 662-4357")] == "us_samhsa_helpline"  # callers without a locale
     assert index[contact_key("url", "http://rainn.org/get-help")] == "us_rainn_hotline"
-    assert contact_key("phone", "+44 808 500 2222") == contact_key("phone", "0808 500 2222")
-    assert all(str(r.source).startswith("https://") for r in d.resources)
+    assert contact_key("phone", "+44 808 500 2222", "en-GB") == contact_key("phone", "0808 500 2222", "en-GB")
+    assert d.resource("us_rainn_hotline").describe() == (
+        "RAINN National Sexual Assault Hotline (24/7): call 1-800-656-4673, https://www.rainn.org")
+    assert all(str(r.source).startswith(("https://", "http://")) for r in d.resources)
 
 
 def test_unknown_strategy_in_a_domain_names_file_and_entry(tmp_path):
