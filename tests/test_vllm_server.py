@@ -5,23 +5,22 @@ import json
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import datasets
 import pytest
 
+from psychosafe.app.rebuild import rebuild
 from psychosafe.app.serve import ServerError
 from psychosafe.app.serve import vllm as vllm_serve
 from psychosafe.app.serve.process import group_members
 from psychosafe.core.backends.embedded import SMOLLM2_NAME
 from psychosafe.core.config import load_rebuild_config
 from psychosafe.pipelines.templates import REFUSAL_OPENINGS
-from psychosafe.app.rebuild import rebuild
 
 
-def server_cli(*args: str, timeout: float = 60, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def server_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "psychosafe.cli", "serve", "vllm", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=cwd)
+                          text=True, timeout=timeout)
 
 
 # -- without a server: the command's errors ------------------------------------------------------------
@@ -118,7 +117,8 @@ def test_rebuild_through_the_openai_backend(vllm_server, tmp_path):
     assert judge["unparseable"] == 0 and judge["kept_unscored"] == 0
     assert all(r["scores"]["judge_model"] == SMOLLM2_NAME for r in records)
     raw = [json.loads(line)["distilabel_metadata"]["raw_output_baseline"]
-           for p in run.path.glob("synthesized/responses/attempt-0/batches/*.jsonl") for line in p.read_text().splitlines()]
+           for p in run.path.glob("synthesized/responses/attempt-0/batches/*.jsonl")
+           for line in p.read_text().splitlines()]
     assert len(raw) == 5 and all(any(text.startswith(o) for o in REFUSAL_OPENINGS) for text in raw), raw
 
 

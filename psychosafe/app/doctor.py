@@ -6,17 +6,19 @@ import importlib.util
 import os
 import urllib.request
 
+from psychosafe.app.serve import ServerError
+from psychosafe.app.serve import argilla as argilla_server
+from psychosafe.app.serve import vllm as vllm_server
+from psychosafe.core.backends.embedded import cache_root, minilm_folder, smollm2_folder, smollm2_gguf_path
 from psychosafe.core.runs import package_versions
+from psychosafe.errors import PsychosafeError
+from psychosafe.schemas import default_resources, default_rubric, default_taxonomy
 
 OPTIONAL_PACKAGES = ("trl", "peft")  # the `train` extra
 
 
 def doctor_report() -> list[tuple[str, str, str]]:
     """(check, status, detail) rows; status is ok / missing / warn."""
-    from psychosafe.core.backends.embedded import cache_root, minilm_folder, smollm2_folder, smollm2_gguf_path
-    from psychosafe.errors import PsychosafeError
-    from psychosafe.schemas import default_resources, default_rubric, default_taxonomy
-
     rows: list[tuple[str, str, str]] = []
     for name, version in package_versions().items():
         absent = "warn" if name in OPTIONAL_PACKAGES else "missing"
@@ -43,6 +45,7 @@ def doctor_report() -> list[tuple[str, str, str]]:
                           ("openai client", "openai"), ("faiss", "faiss")):
         found = importlib.util.find_spec(module) is not None
         rows.append((f"optional {extra}", "ok" if found else "warn", "installed" if found else "not installed"))
+    rows += _server_rows()
     for env, what in (("OPENAI_BASE_URL", "OpenAI-compatible server"), ("ARGILLA_API_URL", "Argilla server")):
         url = os.environ.get(env)
         if url:
@@ -51,6 +54,35 @@ def doctor_report() -> list[tuple[str, str, str]]:
             rows.append((what, "warn", f"{env} not set"))
     rows.append(("Hugging Face token", "ok" if os.environ.get("HF_TOKEN") else "warn",
                  "HF_TOKEN set" if os.environ.get("HF_TOKEN") else "HF_TOKEN not set (needed only to publish)"))
+    return rows
+
+
+def _server_rows() -> list[tuple[str, str, str]]:
+    """The local servers (`psychosafe serve`): each one's virtualenv and what it launches. Optional, so a missing
+    one warns; a launcher missing from an installed psychosafe is a broken install."""
+    rows = []
+    try:
+        venv = argilla_server.server_venv()
+        found = any(venv.glob("lib/python*/site-packages/argilla_server/__init__.py"))
+        rows.append(("Argilla server virtualenv", "ok" if found else "warn",
+                     str(venv) if found else f"{venv} has no argilla_server installed"))
+    except ServerError as exc:
+        rows.append(("Argilla server virtualenv", "warn", str(exc)))
+    engine = argilla_server.ENGINE
+    rows.append(("Argilla launcher (psychosafe serve argilla)", "ok" if engine.is_file() else "missing", str(engine)))
+    redis = argilla_server.redis_server()
+    rows.append(("Redis (for the Argilla server)", "ok" if redis else "warn",
+                 redis or "redis-server not found (Debian: apt-get install redis-server)"))
+    try:
+        venv = vllm_server.server_venv()
+        entry = next(venv.glob("lib/python*/site-packages/vllm/entrypoints/openai/api_server.py"), None)
+        rows.append(("vLLM server virtualenv", "ok" if entry else "warn",
+                     str(venv) if entry else f"{venv} has no vllm installed"))
+        if entry:
+            rows.append(("vLLM launcher (psychosafe serve vllm)", "ok", f"python -m vllm.entrypoints.openai.api_server "
+                                                                       f"({entry})"))
+    except ServerError as exc:
+        rows.append(("vLLM server virtualenv", "warn", str(exc)))
     return rows
 
 

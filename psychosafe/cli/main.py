@@ -8,24 +8,40 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import datasets
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from psychosafe.app.doctor import doctor_report
+from psychosafe.app.rebuild import rebuild as run_rebuild
+from psychosafe.app.rebuild import synthesize as run_synthesize
+from psychosafe.core.config import load_rebuild_config
+from psychosafe.core.runs import DEFAULT_RUNS_DIR, RunFolder
+from psychosafe.curation import curate_corpus
+from psychosafe.curation.curate import curation_config
 from psychosafe.errors import PsychosafeError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Rebuild, curate, review, publish, train on and evaluate a corpus of psychologically-informed refusals.")
-from .options import RunDirOpt, console, out
+from .options import RunDirOpt, VerboseOpt, console, out
+
+ABOUT = "Rebuild, curate, review, publish, train on and evaluate a corpus of psychologically-informed refusals."
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=ABOUT)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="run config YAML (default: configs/embedded.yaml)")
+TargetOpt = typer.Option(None, help="number of prompts")
+RayOpt = typer.Option(False, "--ray",
+                      help="run the pipelines as distilabel RayPipelines (a local Ray unless --ray-address)")
+RayAddressOpt = typer.Option(None, "--ray-address",
+                             help="Ray cluster to join, e.g. auto or ray://head:10001 (implies --ray)")
 
-RayOpt = typer.Option(False, "--ray", help="run the pipelines as distilabel RayPipelines (a local Ray unless --ray-address)")
-RayAddressOpt = typer.Option(None, "--ray-address", help="Ray cluster to join, e.g. auto or ray://head:10001 (implies --ray)")
+
+@app.callback(help=ABOUT)
+def options(verbose: bool = VerboseOpt) -> None:
+    # Acted on by psychosafe.cli.main before the stages are imported (the libraries warn at import time).
+    pass
 
 
 def _config(path: Optional[Path], **overrides):
-    from psychosafe.core.config import load_rebuild_config
-
     return load_rebuild_config(path, **overrides)
 
 
@@ -35,11 +51,9 @@ def _executor_overrides(ray: bool, ray_address: Optional[str]) -> dict:
 
 
 @app.command()
-def rebuild(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Option(None, help="number of prompts"),
-            run_dir: Optional[Path] = RunDirOpt, ray: bool = RayOpt, ray_address: Optional[str] = RayAddressOpt) -> None:
+def rebuild(config: Optional[Path] = ConfigOpt, target: Optional[int] = TargetOpt, run_dir: Optional[Path] = RunDirOpt,
+            ray: bool = RayOpt, ray_address: Optional[str] = RayAddressOpt) -> None:
     """Synthesize and curate, end to end."""
-    from psychosafe.app.rebuild import rebuild as run_rebuild
-
     cfg = _config(config, target=target, **_executor_overrides(ray, ray_address))
     run = run_rebuild(cfg, run_dir)
     counts = run.manifest().get("counts", {})
@@ -49,13 +63,11 @@ def rebuild(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Op
 
 
 @app.command()
-def synthesize(config: Optional[Path] = ConfigOpt, target: Optional[int] = typer.Option(None, help="number of prompts"),
-               run_dir: Optional[Path] = RunDirOpt, ray: bool = RayOpt, ray_address: Optional[str] = RayAddressOpt) -> None:
-    """Seeds and synthesized prompts -> responses, baselines, self-critique and revision, judge (rebuild's first half)."""
-    from psychosafe.core.runs import DEFAULT_RUNS_DIR
-    from psychosafe.app.rebuild import synthesize as run_synthesize
-    from psychosafe.core.runs import RunFolder
-
+def synthesize(config: Optional[Path] = ConfigOpt, target: Optional[int] = TargetOpt,
+               run_dir: Optional[Path] = RunDirOpt, ray: bool = RayOpt,
+               ray_address: Optional[str] = RayAddressOpt) -> None:
+    """Seeds and synthesized prompts -> responses, baselines, self-critique and revision, judge (rebuild's first
+    half)."""
     cfg = _config(config, target=target, **_executor_overrides(ray, ray_address))
     run = RunFolder(run_dir) if run_dir else RunFolder.new(DEFAULT_RUNS_DIR, cfg.name)
     records = run_synthesize(cfg, run)
@@ -68,13 +80,10 @@ def curate(run_dir: Path = typer.Option(..., "--run-dir", help="run folder to wr
                None, "--input", "-i", help="corpus: a run folder, a saved dataset folder, .parquet or .jsonl "
                                            "(default: what --run-dir synthesized)"),
            config: Optional[Path] = typer.Option(
-               None, "--config", "-c", help="run config YAML (default: the run's own config, else the library defaults)"),
+               None, "--config", "-c",
+               help="run config YAML (default: the run's own config, else the library defaults)"),
            target: Optional[int] = typer.Option(None, help="records to keep after balancing")) -> None:
     """Curate any corpus: dedup (exact, semantic), template collapse, checks, scores, balance, splits, report."""
-    from psychosafe.curation import curate_corpus
-    from psychosafe.curation.curate import curation_config
-    from psychosafe.core.runs import RunFolder
-
     run = RunFolder(run_dir)
     run = curate_corpus(input or run_dir, curation_config(config, run, target=target), run, progress=True)
     counts = run.manifest().get("counts", {})
@@ -86,8 +95,6 @@ def curate(run_dir: Path = typer.Option(..., "--run-dir", help="run folder to wr
 @app.command()
 def doctor() -> None:
     """What is installed, cached, configured and reachable."""
-    from psychosafe.app.doctor import doctor_report
-
     table = Table("check", "status", "detail")
     colour = {"ok": "green", "warn": "yellow", "missing": "red"}
     rows = doctor_report()
@@ -111,19 +118,24 @@ for _name, _module in STAGE_APPS.items():
         app.add_typer(importlib.import_module(_module).app, name=_name)
 
 
-def main() -> None:
-    import datasets
-
+def run() -> None:
+    """The command line, run with its errors printed as messages (exit 2), not tracebacks."""
     datasets.disable_progress_bars()  # our own progress bar says what matters
+    if not sys.stderr.isatty():
+        # Usage errors and tracebacks as plain text, unboxed and unwrapped, for a log or a pipe.
+        app.rich_markup_mode = None
+        app.pretty_exceptions_enable = False
     try:
         app()
     except PsychosafeError as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        console.print(f"[red]error[/red]: {escape(str(exc))}", highlight=False)
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: run the same command with the same --run-dir to resume")
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()
+    except SystemExit as exc:
+        if exc.code == 130:  # Typer's exit for Ctrl-C
+            console.print("[yellow]interrupted[/yellow]: run the same command with the same --run-dir to resume")
+        raise
+    except Exception:
+        # Importing distilabel installs rich's traceback hook, which prints every frame's local variables (configs,
+        # keys): an unexpected error goes back to Typer's hook, which shows none (plain text off a terminal).
+        sys.excepthook = typer.main.except_hook
+        raise

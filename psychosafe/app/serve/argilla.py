@@ -104,13 +104,14 @@ def start(state_dir: str | Path = DEFAULT_STATE, *, port: int = DEFAULT_PORT, ap
         stop(state)
     venv = server_venv()
     python = venv / "bin" / "python"
-    redis = _which("redis-server")
+    redis = redis_server()
     if redis is None:
         raise ServerError("redis-server is not installed: install it from Debian (apt-get install redis-server; "
                           "`make argilla-server` does it in a checkout)")
 
     if port and port_open(port):
-        raise ServerError(f"port {port} on 127.0.0.1 is taken (another Argilla?): pass --port N, or --port 0 for a free one")
+        raise ServerError(f"port {port} on 127.0.0.1 is taken (another Argilla?): pass --port N, or --port 0 for a "
+                          "free one")
     state.mkdir(parents=True, exist_ok=True)
     ports = {"argilla": port or free_port(), "redis": free_port(), "osmem": free_port()}
     logs = {name: state / f"{name}.log" for name in ("redis", "osmem", "argilla")}
@@ -133,7 +134,8 @@ def start(state_dir: str | Path = DEFAULT_STATE, *, port: int = DEFAULT_PORT, ap
         }
         launcher = [str(python), str(ENGINE)]
         existed = (state / "argilla.db").is_file()
-        _run_checked([str(python), "-m", "argilla_server", "database", "migrate"], env, logs["argilla"], "database migrate")
+        _run_checked([str(python), "-m", "argilla_server", "database", "migrate"], env, logs["argilla"],
+                     "database migrate")
         _run_checked([str(python), "-m", "argilla_server", "database", "users", "create_default", "--api-key", api_key,
                       "--password", password, "--quiet"], env, logs["argilla"], "creating the owner user")
         if existed:  # osmem keeps nothing between runs: rebuild the index from the database
@@ -157,8 +159,10 @@ def start(state_dir: str | Path = DEFAULT_STATE, *, port: int = DEFAULT_PORT, ap
         raise
 
 
-def _which(name: str) -> str | None:
-    return which(name) or next((str(p) for p in (Path("/usr/bin") / name, Path("/usr/sbin") / name) if p.is_file()), None)
+def redis_server() -> str | None:
+    """The redis-server executable: on PATH, or where Debian puts it (outside a non-root PATH)."""
+    debian = (Path("/usr/bin/redis-server"), Path("/usr/sbin/redis-server"))
+    return which("redis-server") or next((str(p) for p in debian if p.is_file()), None)
 
 
 def stop(state_dir: str | Path = DEFAULT_STATE) -> bool:
@@ -198,7 +202,8 @@ def add_user(state_dir: str | Path, username: str, password: str, *, role: str =
     """An annotator (or admin) who can log in to the UI and answer the review queue in `workspace`."""
     info = read_state(state_dir)
     if not info:
-        raise ServerError(f"no server recorded in {Path(state_dir).resolve()}: start one with `psychosafe serve argilla start`")
+        raise ServerError(f"no server recorded in {Path(state_dir).resolve()}: start one with "
+                          "`psychosafe serve argilla start`")
     user = _api(info, "POST", "/api/v1/users", {"first_name": username, "username": username, "password": password,
                                                  "role": role})
     workspaces = {w["name"]: w["id"] for w in _api(info, "GET", "/api/v1/me/workspaces")["items"]}

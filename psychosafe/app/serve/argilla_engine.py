@@ -31,8 +31,12 @@ from uuid import UUID
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from argilla_server.search_engine.base import SearchEngine
-from argilla_server.search_engine.commons import es_bool_query, es_field_for_vector_settings, es_ids_query, \
-    es_index_name_for_dataset
+from argilla_server.search_engine.commons import (
+    es_bool_query,
+    es_field_for_vector_settings,
+    es_ids_query,
+    es_index_name_for_dataset,
+)
 from argilla_server.search_engine.opensearch import OpenSearchEngine
 
 ENGINE_NAME = "osmem"
