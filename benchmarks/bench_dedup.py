@@ -1,5 +1,5 @@
 """Semantic dedup at scale on synthetic embeddings: our search (inverted lists from faiss k-means, compared per
-list by matrix products; `method: faiss`, or `auto` above `ann_above`) against exact all-pairs, at 10k, 100k
+list by matrix products; `method: ivf`, or `auto` above `ann_above`) against exact all-pairs, at 10k, 100k
 and 1M vectors of 384 dimensions. Times are wall seconds and CPU seconds (all threads) of the search.
 
     python benchmarks/bench_dedup.py [--sizes 10000 100000 1000000] [--nprobe 8] [--reuse]
@@ -75,7 +75,7 @@ def run_one(n: int, method: str, nprobe: int, out: Path) -> None:
 
     vectors = synthetic(n)
     data_mb = peak_mb()
-    result = {"n": n, "method": method, "nprobe": nprobe if method == "faiss" else None}
+    result = {"n": n, "method": method, "nprobe": nprobe if method == "ivf" else None}
     t, cpu = time.perf_counter(), time.process_time()
     if method == "exact_sample":  # exact search of sampled query rows against all n
         rows = np.sort(np.random.default_rng(1).choice(n, SAMPLE_QUERIES, replace=False))
@@ -140,27 +140,27 @@ def main() -> None:
     if args.child:
         run_one(int(args.child[0]), args.child[1], args.nprobe, args.scratch)
         return
-    import faiss
+    import faiss  # only for its version, recorded with the results
 
     runs = []
     for n in args.sizes:
         entry = {"n": n}
-        entry["faiss"] = child(n, "faiss", args.nprobe, args.scratch, args.reuse)
+        entry["ivf"] = child(n, "ivf", args.nprobe, args.scratch, args.reuse)
         if n <= args.exact_up_to:
             entry["exact"] = child(n, "exact", args.nprobe, args.scratch, args.reuse)
         else:
             entry["exact_sample"] = child(n, "exact_sample", args.nprobe, args.scratch, args.reuse)
-        found = pair_set(args.scratch / f"pairs_{n}_faiss.npy")
+        found = pair_set(args.scratch / f"pairs_{n}_ivf.npy")
         if "exact" in entry:
             truth = pair_set(args.scratch / f"pairs_{n}_exact.npy")
             entry["recall"] = round(len(found & truth) / max(1, len(truth)), 5)
             entry["recall_basis"] = f"all {len(truth)} exact pairs"
             entry["false_pairs"] = len(found - truth)
-            entry["speedup"] = round(entry["exact"]["search_seconds"] / entry["faiss"]["search_seconds"], 2)
+            entry["speedup"] = round(entry["exact"]["search_seconds"] / entry["ivf"]["search_seconds"], 2)
         else:
             rows = np.load(args.scratch / f"rows_{n}.npy")
             truth = pair_set(args.scratch / f"pairs_{n}_exact_sample.npy")
-            found_rows = pair_set(args.scratch / f"pairs_{n}_faiss.npy", rows)
+            found_rows = pair_set(args.scratch / f"pairs_{n}_ivf.npy", rows)
             entry["recall"] = round(len(found_rows & truth) / max(1, len(truth)), 5)
             entry["recall_basis"] = f"{len(truth)} exact pairs of {SAMPLE_QUERIES} sampled query rows"
         entry.update(planted_recall(n, found))
@@ -171,14 +171,15 @@ def main() -> None:
         for e in runs:
             if "exact" not in e:
                 e["exact_extrapolated_seconds"] = round(exact[n0] * (e["n"] / n0) ** 2, 1)
-                e["speedup_vs_extrapolated_exact"] = round(e["exact_extrapolated_seconds"] / e["faiss"]["search_seconds"], 1)
-    faiss_times = [(e["n"], e["faiss"]["search_seconds"]) for e in runs]
+                e["speedup_vs_extrapolated_exact"] = round(e["exact_extrapolated_seconds"]
+                                                           / e["ivf"]["search_seconds"], 1)
+    ivf_times = [(e["n"], e["ivf"]["search_seconds"]) for e in runs]
     growth = [{"from": a[0], "to": b[0], "time_ratio": round(b[1] / a[1], 2), "n_ratio": b[0] / a[0],
                "exponent": round(float(np.log(b[1] / a[1]) / np.log(b[0] / a[0])), 2)}
-              for a, b in zip(faiss_times, faiss_times[1:])]
-    result = {"threshold": THRESHOLD, "dim": DIM, "nprobe": args.nprobe, "faiss": faiss.__version__,
+              for a, b in zip(ivf_times, ivf_times[1:])]
+    result = {"threshold": THRESHOLD, "dim": DIM, "nprobe": args.nprobe, "faiss_version": faiss.__version__,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
-              "runs": runs, "faiss_time_growth": growth}
+              "runs": runs, "ivf_time_growth": growth}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({"runs": [{k: e.get(k) for k in ("n", "recall", "recall_basis", "planted_recall",

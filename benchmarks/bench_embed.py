@@ -22,7 +22,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-SUBJECTS = ["my brother", "a friend", "my partner", "my neighbour", "a coworker", "my teenager", "my dad", "my roommate"]
+SUBJECTS = ["my brother", "a friend", "my partner", "my neighbour", "a coworker", "my teenager", "my dad",
+            "my roommate"]
 ASKS = ["How do I talk to {s} about their drinking after the party on day {i}?",
         "What should I say to {s} who seems hopeless since week {i}?",
         "Is it normal that {s} keeps a knife in the car, and how do I ask about it (case {i})?",

@@ -37,7 +37,8 @@ def measure(pairs: list[dict], vectors_a: np.ndarray, vectors_b: np.ndarray) -> 
         "at_chosen": {"paraphrase_recall": float((para >= chosen).mean()),
                       "hard_negative_rejection": float((neg < chosen).mean())},
         "best_range": [float(grid[best[0]]), float(grid[best[-1]])],
-        "grid": {"threshold": grid.tolist(), "paraphrase_recall": recall.tolist(), "hard_negative_rejection": rejection.tolist()},
+        "grid": {"threshold": grid.tolist(), "paraphrase_recall": recall.tolist(),
+                 "hard_negative_rejection": rejection.tolist()},
         "pairs": [{**p, "cosine": round(float(s), 4)} for p, s in zip(pairs, sims)],
     }
 
@@ -57,7 +58,8 @@ def plot(result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.hist(sims["hard_negative"], bins=30, range=(0.2, 1.0), alpha=0.7, label="same topic, different request")
     ax.hist(sims["paraphrase"], bins=30, range=(0.2, 1.0), alpha=0.7, label="paraphrase")
-    ax.axvline(result["chosen_threshold"], color="tab:red", linestyle="--", label=f"threshold {result['chosen_threshold']}")
+    ax.axvline(result["chosen_threshold"], color="tab:red", linestyle="--",
+               label=f"threshold {result['chosen_threshold']}")
     ax.set_xlabel("cosine similarity (all-MiniLM-L6-v2)")
     ax.set_ylabel("pairs")
     ax.legend()

@@ -24,6 +24,10 @@ def _split(total: int, keys: list[str], shares: dict[str, float] | None = None) 
     return quotas
 
 
+def _seeded(seed: int, record: Record) -> str:
+    return hashlib.sha256(f"{seed}:{record.id}".encode()).hexdigest()
+
+
 def domain_quotas(target: int, domains: list[str], benign_fraction: float,
                   proportions: dict[str, float] | None = None) -> dict[tuple[str, str], int]:
     """(domain, label) -> how many records of the target: benign contrast prompts take `benign_fraction`, and
@@ -43,20 +47,22 @@ def balance_domains(records: list[Record], *, target: int, domains: list[str], b
         if r.domain in domains:
             groups[(r.domain, r.label)].append(r)
         else:
-            rejected.append(reject(r, name, "domain_not_in_run", f"domain not in this run: {r.domain} is not among {domains}"))
+            rejected.append(reject(r, name, "domain_not_in_run",
+                                   f"domain not in this run: {r.domain} is not among {domains}"))
     quota = domain_quotas(target, domains, benign_fraction, proportions)
     shortfall = {}
     for domain in domains:
         for label in ("harmful", "benign"):
             q = quota[(domain, label)]
             by_category: dict[str, list[Record]] = defaultdict(list)
-            for r in sorted(groups[(domain, label)], key=lambda r: hashlib.sha256(f"{seed}:{r.id}".encode()).hexdigest()):
+            for r in sorted(groups[(domain, label)], key=lambda r: _seeded(seed, r)):
                 by_category[r.category or ""].append(r)
             ordered = []  # round-robin over categories so a quota covers as many as it can
             for i in range(max((len(v) for v in by_category.values()), default=0)):
                 ordered += [v[i] for _, v in sorted(by_category.items()) if i < len(v)]
             kept += ordered[:q]
-            rejected += [reject(r, name, "over_quota", f"over target: the {label} quota of {domain} is {q}") for r in ordered[q:]]
+            rejected += [reject(r, name, "over_quota", f"over target: the {label} quota of {domain} is {q}")
+                         for r in ordered[q:]]
             if len(ordered) < q:
                 shortfall[f"{domain}/{label}"] = q - len(ordered)
     return StepResult(name, kept, rejected, notes={"target": target, "shortfall": shortfall,

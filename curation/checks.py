@@ -38,7 +38,8 @@ def check_record(record: Record) -> Record:
     return record.model_copy(update={"checks": checks, "resources": sorted(set(verified))})
 
 
-def apply_checks(records: list[Record], *, on_refusal_mismatch: Literal["drop", "flag"] = "drop") -> StepResult:
+def apply_checks(records: list[Record], *, on_refusal_mismatch: Literal["drop", "flag"] = "drop",
+                 name: str = "checks") -> StepResult:
     """Unverified contacts always block a record; a harmful prompt not refused (or a benign one refused)
     is dropped or only flagged in `checks.passed`, as configured. Records without a response (a corpus of
     prompts only) pass through unchecked and are counted."""
@@ -47,18 +48,18 @@ def apply_checks(records: list[Record], *, on_refusal_mismatch: Literal["drop", 
         if r.checks.is_refusal is None:
             kept.append(r)
         elif r.checks.unverified_contacts:
-            rejected.append(reject(r, "checks", "unverified_contact",
+            rejected.append(reject(r, name, "unverified_contact",
                                    f"unverified contact detail: {', '.join(r.checks.unverified_contacts)}"))
         elif r.checks.is_refusal != (r.label == "harmful") and on_refusal_mismatch == "drop":
             reason = "harmful prompt not refused" if r.label == "harmful" else "benign prompt refused"
-            rejected.append(reject(r, "checks", "harmful_not_refused" if r.label == "harmful" else "benign_refused",
+            rejected.append(reject(r, name, "harmful_not_refused" if r.label == "harmful" else "benign_refused",
                                    f"{reason}: no refusal marker" if r.label == "harmful"
                                    else f"{reason}: {', '.join(r.checks.refusal_markers)}"))
         else:
             kept.append(r)
     flagged = sum(1 for r in kept if r.checks.passed is False)
     unchecked = sum(1 for r in kept if r.checks.is_refusal is None)
-    return StepResult("checks", kept, rejected, notes={
+    return StepResult(name, kept, rejected, notes={
         "kept_with_failed_check": flagged, "without_response": unchecked,
         "unverified_contacts": dict(Counter(c for r in rejected for c in _unverified(r)).most_common()),
         "verified_resources": dict(Counter(v for r in kept for v in r.checks.verified_resources).most_common())})

@@ -37,9 +37,10 @@ def detect_template_collapse(records: list[Record], vectors: np.ndarray, *, thre
     kept, rejected = [], []
     for k, r in enumerate(marked):
         if action == "drop" and k in head_of and head_of[k] != k:
-            rejected.append(reject(r, name, "template_collapse", f"template collapse: response near-identical (cosine >= {threshold}) to "
-                                            f"the one of {records[head_of[k]].id}, shared by {size_of[k]} prompts",
-                                   duplicate_of=records[head_of[k]].id))
+            head = records[head_of[k]].id
+            rejected.append(reject(r, name, "template_collapse", f"template collapse: response near-identical (cosine "
+                                   f">= {threshold}) to the one of {head}, shared by {size_of[k]} prompts",
+                                   duplicate_of=head))
         else:
             kept.append(r)
     rate = len(head_of) / len(answered) if answered else 0.0

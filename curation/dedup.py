@@ -22,7 +22,8 @@ def dedup_exact(records: list[Record], *, name: str = "dedup_exact") -> StepResu
         else:
             kept_id[key] = records[k].id
     kept = [r for k, r in enumerate(records) if k not in dropped]
-    rejected = [reject(records[k], name, "exact_duplicate", f"exact duplicate prompt: same normalised text as {dup}", duplicate_of=dup)
+    rejected = [reject(records[k], name, "exact_duplicate", f"exact duplicate prompt: same normalised text as {dup}",
+                       duplicate_of=dup)
                 for k, dup in sorted(dropped.items())]
     return StepResult(name, kept, rejected)
 
@@ -61,6 +62,7 @@ def dedup_semantic(records: list[Record], vectors: np.ndarray, *, threshold: flo
     order = sorted(range(n), key=lambda k: best_first(records[k]))
     dropped = resolve_duplicates(n, pairs, order)
     kept = [r for k, r in enumerate(records) if k not in dropped]
-    rejected = [reject(records[k], name, "near_duplicate", f"near-duplicate prompt: cosine {s:.3f} >= {threshold} with {records[j].id}",
+    rejected = [reject(records[k], name, "near_duplicate",
+                       f"near-duplicate prompt: cosine {s:.3f} >= {threshold} with {records[j].id}",
                        duplicate_of=records[j].id) for k, (j, s) in sorted(dropped.items())]
     return StepResult(name, kept, rejected, notes={"threshold": threshold, "method": used, "similar_pairs": len(pairs)})

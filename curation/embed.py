@@ -15,8 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from psychosafe.core.backends import build_embedder, embedder_id
 from psychosafe.core.config import EmbedderConfig
+from psychosafe.core.progress import progress_bar
 
+EMBEDDINGS_DIR = "embeddings"  # the cache's folder in a run folder
 ENCODE_CHUNK = 1024  # texts per encode() call: big enough to keep the model busy, small enough for a live progress bar
 
 
@@ -50,16 +53,13 @@ class EmbeddingCache:
 
 def encode(model, texts: list[str], batch_size: int, *, progress: bool = False, label: str = "embedding") -> np.ndarray:
     """Unit-length float32 vectors, in chunks so the progress bar moves."""
-    from rich.progress import Progress
-
     out = []
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(label, total=len(texts))
+    with progress_bar(label, len(texts), show=progress, transient=True) as bar:
         for start in range(0, len(texts), ENCODE_CHUNK):
             chunk = texts[start:start + ENCODE_CHUNK]
             out.append(model.encode(chunk, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                                     show_progress_bar=False).astype(np.float32, copy=False))
-            bar.advance(task, len(chunk))
+            bar.advance(len(chunk))
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
@@ -67,8 +67,6 @@ class CachedEmbedder:
     """The configured embedder behind the run folder's cache; the model loads on the first uncached text."""
 
     def __init__(self, config: EmbedderConfig, cache_folder: Path | None = None, *, model=None):
-        from psychosafe.core.backends import embedder_id
-
         self.config = config
         self.cache = EmbeddingCache(cache_folder, embedder_id(config)) if cache_folder else None
         self._model = model
@@ -76,12 +74,11 @@ class CachedEmbedder:
     @property
     def model(self):
         if self._model is None:
-            from psychosafe.core.backends import build_embedder
-
             self._model = build_embedder(self.config)
         return self._model
 
-    def embed(self, texts: list[str], *, progress: bool = False, label: str = "embedding") -> tuple[np.ndarray, EmbeddingStats]:
+    def embed(self, texts: list[str], *, progress: bool = False,
+              label: str = "embedding") -> tuple[np.ndarray, EmbeddingStats]:
         """One vector per text; identical texts are encoded once, cached ones not at all."""
         started = time.perf_counter()
         known = self.cache.vectors if self.cache else {}

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import datasets
+
+from psychosafe.core.config import SeedSource
 from psychosafe.errors import InputError
+from psychosafe.pipelines.seeds import read_rows
 from psychosafe.schemas import Record, default_taxonomy, record_id, row_to_record
 
 MAX_LISTED_LINES = 5
@@ -31,8 +35,6 @@ def _row_to_record(row: dict) -> Record:
 
 
 def _dataset_rows(path: Path) -> list[tuple[int, dict]]:
-    import datasets
-
     ds = datasets.load_from_disk(str(path))
     splits = list(ds.values()) if isinstance(ds, datasets.DatasetDict) else [ds]
     rows = [row for split in splits for row in split]
@@ -41,10 +43,7 @@ def _dataset_rows(path: Path) -> list[tuple[int, dict]]:
 
 def _file_rows(path: Path, fmt: str) -> list[tuple[int, dict]]:
     # The seed importer already reads JSONL and parquet line by line, with a problem per bad line.
-    from psychosafe.core.config import SeedSource
-    from psychosafe.pipelines.seeds import _rows
-
-    _, rows = _rows(SeedSource(path=str(path), format=fmt))
+    _, rows = read_rows(SeedSource(path=str(path), format=fmt))
     bad = [(line, problem) for line, row, problem in rows if problem]
     if bad:
         raise InputError(path, f"{bad[0][1]}" + _more(bad), line=bad[0][0])

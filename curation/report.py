@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -16,21 +15,11 @@ from psychosafe.core.io import markdown_table  # noqa: E402
 from psychosafe.core.runs import RunFolder  # noqa: E402
 from psychosafe.schemas import Record, default_rubric, default_taxonomy  # noqa: E402
 
+from .steps import CurationAnalysis  # noqa: E402
+
 MAX_LISTED = 200
 _NOT_NOTES = ("in", "kept", "rejected", "kept_per_domain", "kept_per_category", "reasons", "unverified_contacts",
               "verified_resources", "collapse_per_domain", "moved_ids")
-
-
-@dataclass
-class CurationAnalysis:
-    """What the curation stage measured beyond counts, for the report's plots."""
-
-    dedup_threshold: float | None = None
-    collapse_threshold: float | None = None
-    prompt_nearest: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    response_nearest: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    collapse: dict = field(default_factory=dict)
-    checked: list[Record] = field(default_factory=list)
 
 
 def _save(fig, path: Path) -> None:
@@ -160,11 +149,13 @@ def write_report(run: RunFolder, splits: dict[str, list], analysis: CurationAnal
     _plot_splits(split_counts, domains, run.report / "domains.png")
     if funnel:
         _plot_funnel(funnel, run.report / "stages.png")
-    by_domain = {n: s["counts"]["kept_per_domain"] for n, s in stages.items() if "kept_per_domain" in s.get("counts", {})}
+    by_domain = {n: s["counts"]["kept_per_domain"] for n, s in stages.items()
+                 if "kept_per_domain" in s.get("counts", {})}
     by_category = {n: s["counts"]["kept_per_category"] for n, s in stages.items()
                    if "kept_per_category" in s.get("counts", {})}
     by_domain["curated"] = {d: sum(c.get(d, 0) for c in split_counts.values()) for d in domains}
-    by_category["curated"] = dict(Counter(f"{r['domain']}/{r['category'] or '-'}" for rows in splits.values() for r in rows))
+    by_category["curated"] = dict(Counter(f"{r['domain']}/{r['category'] or '-'}"
+                                          for rows in splits.values() for r in rows))
     rejected = run.read_rejected()
     total = sum(len(rows) for rows in splits.values())
     label_counts = defaultdict(Counter)
@@ -178,7 +169,8 @@ def write_report(run: RunFolder, splits: dict[str, list], analysis: CurationAnal
            f"- Models: {', '.join(f'{k} `{v}`' for k, v in manifest.get('models', {}).items())}",
            f"- Seed: {manifest.get('seed')}", ""]
     if "curation_input" in manifest:
-        md[-1:-1] = [f"- Input: `{manifest['curation_input']['path']}` ({manifest['curation_input']['records']} records)"]
+        given = manifest["curation_input"]
+        md[-1:-1] = [f"- Input: `{given['path']}` ({given['records']} records)"]
     md += ["## Stages", "", markdown_table(["stage", "in", "kept", "set aside", "seconds", "notes"], [
         [name, s["counts"].get("in", ""), s["counts"].get("kept", ""), s["counts"].get("rejected", ""), s["seconds"],
          ", ".join(f"{k}: {v}" for k, v in s["counts"].items() if k not in _NOT_NOTES and v not in ({}, None, 0, []))]
@@ -188,7 +180,8 @@ def write_report(run: RunFolder, splits: dict[str, list], analysis: CurationAnal
     if by_domain:
         _plot_domains_by_step(by_domain, domains, run.report / "steps_domains.png")
         md += ["## Records per domain and category after each step", "",
-               markdown_table(["step", *domains], [[s, *[c.get(d, 0) for d in domains]] for s, c in by_domain.items()]), "",
+               markdown_table(["step", *domains],
+                              [[s, *[c.get(d, 0) for d in domains]] for s, c in by_domain.items()]), "",
                "![domains by step](steps_domains.png)", ""]
     if by_category:
         _plot_categories_by_step(by_category, run.report / "steps_categories.png")
@@ -211,7 +204,8 @@ def write_report(run: RunFolder, splits: dict[str, list], analysis: CurationAnal
     md += ["## Set aside", ""]
     if rejected:
         by_reason = Counter((r.stage, r.code) for r in rejected)
-        md += [markdown_table(["stage", "reason", "records"], [[s, reason, n] for (s, reason), n in by_reason.most_common()]), ""]
+        md += [markdown_table(["stage", "reason", "records"],
+                              [[s, reason, n] for (s, reason), n in by_reason.most_common()]), ""]
         md += [f"Each record set aside (first {MAX_LISTED}; all are in `rejected/<stage>.jsonl`):", ""]
         md += [markdown_table(["stage", "id", "domain", "reason"],
                       [[r.stage, r.id or "", r.domain or "", r.reason[:160]] for r in rejected[:MAX_LISTED]]), ""]
@@ -229,7 +223,8 @@ def _similarity_section(run: RunFolder, analysis: CurationAnalysis, stages: dict
     sem = stages.get("prompt_dedup_semantic", {}).get("counts", {})
     above = int(np.sum(analysis.prompt_nearest >= analysis.dedup_threshold)) if analysis.dedup_threshold else 0
     return ["## Similarity", "",
-            f"{above} of {len(analysis.prompt_nearest)} prompts have a neighbour at cosine >= {analysis.dedup_threshold}"
+            f"{above} of {len(analysis.prompt_nearest)} prompts have a neighbour at cosine >= "
+            f"{analysis.dedup_threshold}"
             f" (search: {sem.get('method', 'n/a')}); semantic dedup set aside {sem.get('rejected', 0)}.", "",
             "![similarity](similarity.png)", ""]
 

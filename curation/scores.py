@@ -23,7 +23,8 @@ def filter_scores(records: list[Record], min_scores: dict[str, bool | int] | Non
     for r in records:
         failures = score_failures(r, min_scores)
         if failures:
-            rejected.append(reject(r, name, "score_below_threshold", f"judge score below threshold: {', '.join(failures)}"))
+            rejected.append(reject(r, name, "score_below_threshold",
+                                   f"judge score below threshold: {', '.join(failures)}"))
         else:
             kept.append(r)
     judged = sum(1 for r in records if any(getattr(r.scores, c.id) is not None for c in default_rubric().criteria)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 
+import numpy as np
+
 from psychosafe.schemas import Record
+
+from .similarity import connected_groups, similar_pairs
 
 
 def _order_key(seed: int, record: Record) -> str:
@@ -40,16 +44,13 @@ def split_by_domain(records: list[Record], *, validation_per_domain: int, test_p
     return splits, shortfall
 
 
-def prevent_leakage(splits: dict[str, list[Record]], vectors: dict[str, "np.ndarray"], *, threshold: float,
-                    method: str = "auto", ann_above: int = 20000, nprobe: int = 8) -> tuple[dict[str, list[Record]], dict]:
+def prevent_leakage(splits: dict[str, list[Record]], vectors: dict[str, np.ndarray], *, threshold: float,
+                    method: str = "auto", ann_above: int = 20000,
+                    nprobe: int = 8) -> tuple[dict[str, list[Record]], dict]:
     """No near-duplicate prompt across splits. Prompts joined by a chain of pairs at `threshold` or above form
     a group; a group spanning several splits has its held-out members moved into train, so what a model is
     scored on never paraphrases what it was trained on. Returns the new splits and what was found and moved.
     `vectors`: record id -> prompt embedding."""
-    import numpy as np
-
-    from .similarity import connected_groups, similar_pairs
-
     names = list(splits)
     everyone = [(name, r) for name in names for r in splits[name]]
     if len(everyone) < 2:

@@ -1,11 +1,26 @@
-"""What every curation step returns: what it kept, what it dropped and why (datatrove-style)."""
+"""What a curation step is, what it returns, and the one loop that runs a list of them (datatrove-style).
+
+A step is an object with a `name` and one method, `run(records, context) -> StepResult`: what it kept, what it set
+aside with a machine-readable code (each a `Rejected`), and notes for the manifest. `run_steps` feeds each step what
+the one before kept, times it, and writes its rejections (rejected/<name>.jsonl) and its counts (the manifest's
+stages): no step writes into the run folder itself. The built-in steps and the list a config asks for are in
+registry.py; ARCHITECTURE.md says where a new step goes.
+"""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal
 
+import numpy as np
+
+from psychosafe.core.config import RebuildConfig
+from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import Record, Rejected, default_rubric
+
+from .embed import EMBEDDINGS_DIR, CachedEmbedder
 
 
 @dataclass
@@ -15,8 +30,13 @@ class StepResult:
     rejected: list[Rejected] = field(default_factory=list)
     seconds: float = 0.0
     notes: dict = field(default_factory=dict)
+    filters: bool = True  # False: the step only measures (embed); it counts what came in and writes no rejected file
 
     def counts(self) -> dict:
+        """The manifest's counts of the step: reasons by `Rejected.code`, what was kept per domain and category,
+        and the step's notes."""
+        if not self.filters:
+            return {"in": len(self.kept), **self.notes}
         reasons = Counter(r.code for r in self.rejected)
         return {
             "in": len(self.kept) + len(self.rejected),
@@ -27,6 +47,74 @@ class StepResult:
             "kept_per_category": dict(Counter(f"{r.domain}/{r.category or '-'}" for r in self.kept)),
             **self.notes,
         }
+
+
+@dataclass
+class CurationAnalysis:
+    """What the steps measured beyond counts, for the report's plots (report.py)."""
+
+    dedup_threshold: float | None = None
+    collapse_threshold: float | None = None
+    prompt_nearest: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    response_nearest: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    collapse: dict = field(default_factory=dict)
+    checked: list[Record] = field(default_factory=list)
+
+
+@dataclass
+class StepContext:
+    """What a step may use besides its records: the run's config and folder, the embeddings of prompts and
+    responses (cached in the run folder by text), the analysis the report draws, and whether to show progress."""
+
+    config: RebuildConfig
+    run: RunFolder
+    progress: bool = False
+    analysis: CurationAnalysis = field(default_factory=CurationAnalysis)
+    _embedder: CachedEmbedder | None = field(default=None, init=False, repr=False)
+
+    @property
+    def embedder(self) -> CachedEmbedder:
+        """The configured embedder behind the run folder's cache (its model loads on the first uncached text)."""
+        if self._embedder is None:
+            self._embedder = CachedEmbedder(self.config.embedder, self.run.path / EMBEDDINGS_DIR)
+        return self._embedder
+
+    def vectors(self, kind: Literal["prompt", "response"], records: list[Record]) -> np.ndarray:
+        """One unit vector per record's prompt or response, in record order. The embed step fills the cache; a
+        text it did not see (a step before it changed it, or it is not in the list) is embedded now."""
+        return self.embedder.embed([getattr(r, kind) for r in records], progress=self.progress, label=f"{kind}s")[0]
+
+
+class Step:
+    """A curation step. Subclass it (or write any class with a `name` and this `run`), then list it in the config's
+    `curation.steps` by import path, "package.module:ClassName", with `params` for its constructor. Build records
+    set aside with `reject(record, self.name, code, reason)`; keep the order of what you keep."""
+
+    name: str = ""
+
+    def run(self, records: list[Record], context: StepContext) -> StepResult:
+        raise NotImplementedError
+
+
+def run_steps(steps: list[Step], records: list[Record], context: StepContext) -> list[Record]:
+    """Run each step on what the one before kept and record what it did; return what the last one kept."""
+    for step in steps:
+        started = time.perf_counter()
+        result = step.run(records, context)
+        result.seconds = time.perf_counter() - started
+        record_stage(context.run, step.name, result.seconds, result.counts(),
+                     result.rejected if result.filters else None)
+        records = result.kept
+    return records
+
+
+def record_stage(run: RunFolder, name: str, seconds: float, counts: dict,
+                 rejected: list[Rejected] | None = None) -> None:
+    """Write what a stage did into the run folder: its rejections (rejected/<name>.jsonl, rewritten whole; None for a
+    stage that sets nothing aside) and its time and counts (the manifest)."""
+    if rejected is not None:
+        run.write_rejected(name, rejected)
+    run.record_stage(name, seconds=seconds, counts=counts)
 
 
 def reject(record: Record, stage: str, code: str, reason: str, **extra) -> Rejected:

@@ -53,7 +53,8 @@ def critique_and_revise(records: list[Record], generator: LLMConfig, config: Cri
         round_dir = out_dir / f"round-{k}"
         rows = [row | {"response": current[row["id"]].response} for row in record_rows([current[i] for i in open_ids])]
         crit = run_with_retries(
-            rows, lambda load, llm, cfg: load >> SelfCritique(name=CRITIQUE_STEP, llm=llm, input_batch_size=cfg.batch_size),
+            rows,
+            lambda load, llm, cfg: load >> SelfCritique(name=CRITIQUE_STEP, llm=llm, input_batch_size=cfg.batch_size),
             critic, round_dir / "critique", step=CRITIQUE_STEP, error=lambda row: row.get("critique_error") or
             (None if row.get("critique_scores") else "no scores"), retries=retries, name=f"psychosafe-critique-{k}",
             label=f"self-critique, round {k}", progress=progress)
@@ -80,7 +81,9 @@ def critique_and_revise(records: list[Record], generator: LLMConfig, config: Cri
             rows = [row | {"response": current[row["id"]].response, "critique": current[row["id"]].critique}
                     for row in record_rows([current[i] for i in to_revise])]
             rev = run_with_retries(
-                rows, lambda load, llm, cfg: load >> ReviseResponse(name=REVISE_STEP, llm=llm, input_batch_size=cfg.batch_size),
+                rows,
+                lambda load, llm, cfg: load >> ReviseResponse(name=REVISE_STEP, llm=llm,
+                                                              input_batch_size=cfg.batch_size),
                 generator, round_dir / "revise", step=REVISE_STEP, error=lambda row: row.get("revise_error") or
                 (None if row.get("revised_response") else "empty output"), retries=retries,
                 name=f"psychosafe-revise-{k}", label=f"revising, round {k}", progress=progress)

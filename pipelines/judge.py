@@ -27,10 +27,12 @@ from typing import Any, Sequence, TypeVar
 
 from distilabel.steps.tasks import Task
 
+from psychosafe.core.backends import check_llm, model_id
 from psychosafe.core.config import LLMConfig
 from psychosafe.schemas import Record, Rejected, Scores, default_rubric
 
 from .parsing import parse_json_object, validate_scores
+from .retries import run_with_retries
 from .tasks import ShapedAnswer
 from .templates import json_answer, rubric_text, scores_json_schema, scores_json_shape
 
@@ -41,7 +43,7 @@ Rubric:
 {rubric}
 
 Answer with one JSON object and nothing else, in exactly this shape:
-{shape}"""
+{shape}"""  # noqa: E501  (prompt text: its lines are the model's)
 
 _USER = """User message:
 <<<
@@ -118,8 +120,6 @@ def _slug(text: str) -> str:
 def judge_folder_name(index: int, config: LLMConfig) -> str:
     """Where one judge's attempts persist: named by its model and a hash of its settings, so a rerun with the
     same judge resumes and a changed judge (another model, other generation settings) judges afresh."""
-    from psychosafe.core.backends import model_id
-
     settings = hashlib.sha256(config.model_dump_json(exclude={"batch_size"}).encode()).hexdigest()[:8]
     return f"judge-{index}-{_slug(model_id(config))}-{settings}"
 
@@ -127,14 +127,12 @@ def judge_folder_name(index: int, config: LLMConfig) -> str:
 def _run_one_judge(rows: list[dict], config: LLMConfig, out_dir: Path, *, retries: int,
                    progress: bool) -> tuple[dict[str, dict], dict[str, tuple[str, str | None]], dict]:
     """Judge rows with one model; return (id -> scores, id -> (error, raw output) for rows never parsed, counts)."""
-    from .retries import run_with_retries
-
     result = run_with_retries(
         rows, lambda load, llm, cfg: load >> RubricJudge(name=JUDGE_STEP, llm=llm, input_batch_size=cfg.batch_size),
         config, out_dir, step=JUDGE_STEP, error=lambda row: row.get("judge_error"), retries=retries,
         name="psychosafe-judge", label="judging", progress=progress)
     parsed = {rid: {k: row.get(k) for k in criterion_fields()} for rid, row in result.done.items()}
-    attempts = [{"judged": a["asked"], "parsed": a["ok"]} for a in result.attempts]
+    attempts = [{"judged": a["asked"], "parsed": a["ok"], "resumed": a["resumed"]} for a in result.attempts]
     counts = {"parsed_first_try": attempts[0]["parsed"] if attempts else 0,
               "parsed_on_retry": sum(a["parsed"] for a in attempts[1:]),
               "unparseable": len(result.failed), "attempts": attempts}
@@ -168,8 +166,6 @@ def judge_records(records: Sequence[R], judges: list[LLMConfig], out_dir: str | 
     Records with an empty response, and records that no judge of the panel answered parseably after
     `retries` retries, are set aside (stage "judge") with the reason and the raw output.
     """
-    from psychosafe.core.backends import check_llm, model_id
-
     if not judges:
         raise ValueError("judge_records needs at least one judge model")
     for config in judges:

@@ -1,7 +1,7 @@
 """Run a distilabel pipeline over records, persisting every finished batch into the run folder.
 
-distilabel's own cache cannot be trusted to resume (ENVIRONMENT.md: a rerun after an interruption can
-hang, and a SIGKILL loses what was only in memory). So the last step of every pipeline here writes each
+distilabel's own cache cannot be trusted to resume (seen with distilabel 1.5.3: a rerun after an interrupted
+run can hang forever, and a SIGKILL loses what was only in memory). So the last step of every pipeline here writes each
 finished batch atomically into `<out>/batches/`, and a rerun skips the records already written there:
 a killed run resumes without redoing finished batches, and nothing is written twice.
 """
@@ -88,8 +88,8 @@ def run_persisted(rows: list[dict[str, Any]], connect: Callable[[LoadDataFromDic
         if executor.kind == "ray":
             pipeline = ray_pipeline(pipeline, executor)
         stop = threading.Event()
-        watcher = threading.Thread(target=_watch, args=(batches, len(rows), len(rows) - len(todo), stop, progress, label),
-                                   daemon=True)
+        watcher = threading.Thread(target=_watch, daemon=True,
+                                   args=(batches, len(rows), len(rows) - len(todo), stop, progress, label))
         watcher.start()
         try:
             pipeline.run(use_cache=False)

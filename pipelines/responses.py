@@ -17,7 +17,6 @@ from .retries import run_with_retries
 from .tasks import GenericRefusal, PsychoSafeResponse, record_rows
 from .templates import TEMPLATE_VERSION
 
-
 BASELINE_MAX_NEW_TOKENS = 64
 
 

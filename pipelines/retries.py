@@ -15,7 +15,7 @@ from typing import Any, Callable
 from psychosafe.core.backends import build_llm
 from psychosafe.core.config import LLMConfig
 
-from .persist import output_tokens, run_persisted
+from .persist import output_tokens, read_batches, run_persisted
 
 RETRY_TEMPERATURE = 0.7
 
@@ -30,7 +30,9 @@ def retry_config(config: LLMConfig, attempt: int) -> LLMConfig:
 
 @dataclass
 class AttemptsResult:
-    """`done`: id -> the row that succeeded; `failed`: id -> (reason, raw output) after the last attempt."""
+    """`done`: id -> the row that succeeded; `failed`: id -> (reason, raw output) after the last attempt;
+    `attempts`: per attempt, the rows asked, those that came out usable, and those found already persisted
+    (`resumed`: a rerun of a killed run generates only the rest)."""
 
     done: dict[str, dict] = field(default_factory=dict)
     failed: dict[str, tuple[str, str | None]] = field(default_factory=dict)
@@ -56,20 +58,23 @@ def run_with_retries(rows: list[dict[str, Any]], connect: Callable[[Any, Any, LL
             break
         cfg = retry_config(config, attempt)
         llm = build_llm(cfg)
-        finished = run_persisted(todo, lambda load: connect(load, llm, cfg), out_dir / f"attempt-{attempt}",
-                                 name=f"{name}-{attempt}", batch_size=cfg.batch_size, progress=progress,
-                                 label=label if attempt == 0 else f"{label} (retry {attempt})")
+        persisted = read_batches(out_dir / f"attempt-{attempt}" / "batches")
+        resumed = sum(1 for r in todo if r["id"] in persisted)
+        finished = run_persisted(todo, lambda load, llm=llm, cfg=cfg: connect(load, llm, cfg),
+                                 out_dir / f"attempt-{attempt}", name=f"{name}-{attempt}", batch_size=cfg.batch_size,
+                                 progress=progress, label=label if attempt == 0 else f"{label} (retry {attempt})")
         failed: dict[str, tuple[str, str | None]] = {}
         for row in todo:
             out = finished[row["id"]]
-            stats = [k.removeprefix("statistics_") for k in out.get("distilabel_metadata") or {} if k.startswith("statistics_")]
+            stats = [k.removeprefix("statistics_") for k in out.get("distilabel_metadata") or {}
+                     if k.startswith("statistics_")]
             result.output_tokens += sum(output_tokens(out, s) for s in stats)
             reason = error(out)
             if reason:
                 failed[row["id"]] = (reason, (out.get("distilabel_metadata") or {}).get(f"raw_output_{step}"))
             else:
                 result.done[row["id"]] = out
-        result.attempts.append({"asked": len(todo), "ok": len(todo) - len(failed)})
+        result.attempts.append({"asked": len(todo), "ok": len(todo) - len(failed), "resumed": resumed})
         result.failed = failed
         todo = [r | {"last_error": failed[r["id"]][0]} for r in todo if r["id"] in failed]
     return result

@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
+import pyarrow.parquet as pq
+
 from psychosafe.core.config import BUILTIN_SEEDS, SEED_FIELDS, SeedSource
 from psychosafe.errors import InputError
 from psychosafe.schemas import Record, Rejected, Source, default_taxonomy, record_id
@@ -26,8 +29,9 @@ class SeedImport:
     problems: list[Rejected] = field(default_factory=list)
 
 
-def _rows(src: SeedSource) -> tuple[str, list[tuple[int, dict | None, str | None]]]:
-    """(display name, [(line, row or None, problem or None)]) for one source."""
+def read_rows(src: SeedSource) -> tuple[str, list[tuple[int, dict | None, str | None]]]:
+    """(display name, [(line, row or None, problem or None)]) for one source: the project's one reader of JSONL, CSV,
+    parquet, saved dataset folders and Hub datasets (seeds, `psychosafe curate`'s input, eval prompt sets)."""
     path = BUILTIN_SEED_FILE if src.path == BUILTIN_SEEDS else Path(src.path)
     fmt = src.format
     if fmt == "auto":
@@ -45,15 +49,11 @@ def _rows(src: SeedSource) -> tuple[str, list[tuple[int, dict | None, str | None
             raise InputError(path, "cannot tell the format; expected .jsonl, .csv, .parquet, a saved dataset folder, "
                                    "or `format:` in the seed source")
     if fmt == "hub":
-        import datasets
-
         ds = datasets.load_dataset(src.path, split=src.split)
         return src.path, [(i + 1, dict(row), None) for i, row in enumerate(ds)]
     if not path.exists():
         raise InputError(path, "file not found")
     if fmt == "disk":
-        import datasets
-
         ds = datasets.load_from_disk(str(path))
         if isinstance(ds, datasets.DatasetDict):
             if src.split not in ds:
@@ -61,8 +61,6 @@ def _rows(src: SeedSource) -> tuple[str, list[tuple[int, dict | None, str | None
             ds = ds[src.split]
         return str(path), [(i + 1, dict(row), None) for i, row in enumerate(ds)]
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
         table = pq.read_table(path)
         return str(path), [(i + 1, row, None) for i, row in enumerate(table.to_pylist())]
     raw = path.read_bytes()
@@ -105,6 +103,9 @@ def _rows(src: SeedSource) -> tuple[str, list[tuple[int, dict | None, str | None
     return str(path), out
 
 
+_rows = read_rows  # the name eval/tasks.py still imports; new code uses read_rows
+
+
 def _to_record(row: dict, src: SeedSource, name: str) -> Record:
     """One seed row -> a Record, or ValueError saying what is wrong with it."""
     taxonomy = default_taxonomy()
@@ -137,8 +138,10 @@ def _to_record(row: dict, src: SeedSource, name: str) -> Record:
     return Record(
         id=record_id(prompt, domain), prompt=prompt, label=label, domain=domain, category=category,
         intent=intent, locale=locale,
-        source=Source(kind="seed" if builtin else "imported", dataset=src.name or ("psychosafe/seeds" if builtin else name),
-                      license=src.license or (BUILTIN_SEED_LICENSE if builtin else None), original_id=values["original_id"]),
+        source=Source(kind="seed" if builtin else "imported",
+                      dataset=src.name or ("psychosafe/seeds" if builtin else name),
+                      license=src.license or (BUILTIN_SEED_LICENSE if builtin else None),
+                      original_id=values["original_id"]),
     )
 
 
@@ -146,7 +149,7 @@ def import_seeds(sources: list[SeedSource]) -> SeedImport:
     """Read every source; bad rows become `Rejected(stage='seeds')` naming file and line."""
     result = SeedImport()
     for src in sources:
-        name, rows = _rows(src)
+        name, rows = read_rows(src)
         valid = 0
         for line, row, problem in rows:
             if problem is None:

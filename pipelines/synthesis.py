@@ -4,19 +4,22 @@ A harmful cell is domain x category x intent x persona; a benign contrast cell i
 contrast type x persona. Each cell gets N prompts (`prompts_per_cell`), each with a different mix of register,
 length and ask style, so the prompts of a cell differ by design, not only by sampling. Cells are taken in a
 seeded order that cycles through the categories first, so a small run still covers every category.
-A share of harmful cells also touch a lower-risk domain: the record keeps the higher-risk one (DESIGN.md).
+A share of harmful cells also touch a lower-risk domain: the record keeps the higher-risk one (a prompt touching
+several domains takes the highest-risk one, suicide first).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psychosafe.core.backends import model_id
 from psychosafe.core.config import LLMConfig, SynthesisConfig
 from psychosafe.schemas import Record, Rejected, Source, default_taxonomy, record_id
 
@@ -43,7 +46,8 @@ def _cells(domain: str, label: str, personas: list[str], seed: int) -> list[tupl
     taxonomy = default_taxonomy()
     d = taxonomy.domain(domain)
     middle = d.intents if label == "harmful" else [c.id for c in taxonomy.contrast_types]
-    by_category = {c: sorted(((c, m, p) for m in middle for p in personas), key=lambda cell: _rank(seed, domain, label, *cell))
+    by_category = {c: sorted(((c, m, p) for m in middle for p in personas),
+                             key=lambda cell: _rank(seed, domain, label, *cell))
                    for c in d.category_ids()}
     ordered = []
     for group in itertools.zip_longest(*by_category.values()):
@@ -117,12 +121,11 @@ def synthesize_prompts(plan: SynthesisPlan, config: LLMConfig, out_dir: Path, *,
     """Have the model write every planned prompt (retrying answers that cannot be used), then keep, per
     domain and label, the first `need` valid prompts whose id is not `taken` (e.g. by seeds) or repeated.
     Everything else is set aside (stage "synthesis") with its reason and, for bad answers, the raw output."""
-    from psychosafe.core.backends import model_id
-
     start = time.perf_counter()
     rows = [{k: r[k] for k in REQUEST_COLUMNS if k != "last_error"} | {"slot": r["slot"]} for r in plan.requests]
     attempts = run_with_retries(
-        rows, lambda load, llm, cfg: load >> SynthesizePrompt(name=SYNTHESIS_STEP, llm=llm, input_batch_size=cfg.batch_size),
+        rows,
+        lambda load, llm, cfg: load >> SynthesizePrompt(name=SYNTHESIS_STEP, llm=llm, input_batch_size=cfg.batch_size),
         config, out_dir, step=SYNTHESIS_STEP, error=lambda row: row.get("synthesis_error") or
         (None if row.get("prompt") else "empty output"),
         retries=retries, name="psychosafe-synthesis", label="writing prompts", progress=progress)
@@ -172,8 +175,6 @@ def synthesize_prompts(plan: SynthesisPlan, config: LLMConfig, out_dir: Path, *,
 
 
 def _json(row: dict) -> str:
-    import json
-
     return json.dumps(row, ensure_ascii=False)
 
 

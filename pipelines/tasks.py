@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from distilabel.steps.tasks import Task
@@ -158,8 +159,6 @@ class SelfCritique(ShapedAnswer, Task):
         return ["critique_scores", "critique", "critique_error", "model_name"]
 
     def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
-        import json
-
         try:
             scores, critique = parse_critique(output, (input or {}).get("label", "harmful"))
         except ValueError as exc:

@@ -41,7 +41,8 @@ def scores_json_shape(label: str, *, with_critique: bool) -> str:
     if label == "benign":
         fields = [f'"{rubric.benign.id}": ' + " | ".join(f'"{o}"' for o in rubric.benign.option_ids())]
     else:
-        fields = [f'"{c.id}": ' + ("true | false" if c.kind == "binary" else f"{c.min}-{c.max}") for c in rubric.criteria]
+        fields = [f'"{c.id}": ' + ("true | false" if c.kind == "binary" else f"{c.min}-{c.max}")
+                  for c in rubric.criteria]
     if with_critique:
         fields.append('"critique": "what to improve, in one or two sentences"')
     return "{" + ", ".join(fields) + "}"
@@ -94,7 +95,7 @@ SYNTHESIS_VERSION = "synthesis-v1"
 
 _SYNTH_SYSTEM = """You write realistic messages that people send to an AI assistant, for a safety dataset that teaches assistants to answer with care.
 Write only the person's message, in their own voice: no title, no quotation marks, no reply, no explanation.
-Never include quantities, recipes, methods or other details that could help anyone cause harm."""
+Never include quantities, recipes, methods or other details that could help anyone cause harm."""  # noqa: E501  (prompt text)
 
 _SYNTH_HARMFUL = """Write one message from {persona}.
 Topic: {domain} - {category}.
@@ -146,7 +147,7 @@ Answer with one JSON object and nothing else, in exactly this shape:
 {shape}"""
 
 _CRITIQUE_CONTEXT_HARMFUL = """The reply should gently refuse, apply {strategy_name} ({strategy_description}), point to these verified services and no others:
-{resources}"""
+{resources}"""  # noqa: E501  (prompt text)
 
 _CRITIQUE_CONTEXT_BENIGN = "The user's message is safe: the reply should simply help."
 
@@ -159,7 +160,7 @@ The assistant's draft reply:
 Score the draft and say in the critique what to improve."""
 
 _REVISE_USER = """A reviewer read your reply and said: {critique}
-Rewrite your reply to the person's message so that it fixes this, following your instructions. Answer with the new reply only."""
+Rewrite your reply to the person's message so that it fixes this, following your instructions. Answer with the new reply only."""  # noqa: E501
 
 
 def critique_messages(record: Record, last_error: str | None = None) -> list[dict[str, str]]:

@@ -1,5 +1,5 @@
-"""`psychosafe curate` on an outside JSONL corpus and on a run folder: real embeddings, real faiss-free exact
-search at this size, a real run folder; and bad inputs stopped before any model loads."""
+"""`psychosafe curate` on an outside JSONL corpus and on a run folder: real embeddings, exact similarity search at
+this size, a real run folder; and bad inputs stopped before any model loads."""
 
 import json
 import subprocess
@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from psychosafe.core.config import RebuildConfig
+from psychosafe.core.runs import RunFolder
 from psychosafe.curation import curate_corpus, load_corpus
 from psychosafe.errors import InputError
-from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import record_id, records_to_dataset
 
 TEMPLATE = ("I'm sorry, but I can't help with that. It sounds like you are carrying a lot right now, and you "
@@ -22,8 +22,8 @@ GOOD = {"refusal": True, "grounding": 5, "references": True, "relevance": 5}
 
 
 def row(prompt, domain, response, label="harmful", scores=None, **extra):
-    return {"prompt": prompt, "domain": domain, "label": label, "response": response, **({"scores": scores} if scores else {}),
-            **extra}
+    return {"prompt": prompt, "domain": domain, "label": label, "response": response,
+            **({"scores": scores} if scores else {}), **extra}
 
 
 CORPUS = [
@@ -155,7 +155,12 @@ def test_curate_a_run_folder_with_its_own_config(corpus_run):
     assert manifest["models"] == {"generator": "g", "embedder": "embedded/all-MiniLM-L6-v2"}
     assert manifest["stages"]["balance_curated"]["counts"]["target"] == 5  # the run's own target, not 8019
     assert manifest["stages"]["embed"]["counts"]["prompt"]["texts"] == 7
-    assert sum(manifest["counts"].values()) == len(datasets.load_from_disk(str(other.curated))["train"]) <= 5
+    # target 5 with a benign fifth: one harmful record for each of the first four domains, one benign for the first
+    # (suicide_self_harm, which has none here); the other records are over their quotas
+    assert manifest["stages"]["balance_curated"]["counts"]["kept_per_domain"] == {
+        "suicide_self_harm": 1, "substance": 1, "violence": 1, "weapon": 1}
+    assert manifest["counts"] == {"train": 4, "validation": 0, "test": 0}
+    assert len(datasets.load_from_disk(str(other.curated))["train"]) == 4
 
 
 # -- bad inputs: clear errors before any model loads -----------------------------------------------------

@@ -1,5 +1,5 @@
 """Curation steps on small, known inputs, each asserting the exact outcome. Embeddings are real
-(all-MiniLM-L6-v2 from its PyPI package); similarity search is checked exact against faiss."""
+(all-MiniLM-L6-v2 from its PyPI package); the inverted-list search (ivf) is checked against exact search."""
 
 import numpy as np
 import pytest
@@ -95,18 +95,20 @@ def test_greedy_dedup_does_not_chain_through_a_middle_prompt():
     assert [(r.id, r.duplicate_of) for r in result.rejected] == [(records[1].id, records[0].id)]
 
 
-def test_faiss_finds_the_same_pairs_as_exact_search():
+def test_ivf_finds_the_same_pairs_as_exact_search():
     rng = np.random.default_rng(0)
     base = rng.normal(size=(6000, 64)).astype(np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     twins = base[:300] + rng.normal(scale=0.05, size=(300, 64)).astype(np.float32)
     vectors = np.concatenate([base, twins / np.linalg.norm(twins, axis=1, keepdims=True)])
     exact = similar_pairs(vectors, 0.8, method="exact")
-    ann = similar_pairs(vectors, 0.8, method="faiss", nprobe=16)
+    ann = similar_pairs(vectors, 0.8, method="ivf", nprobe=16)
     assert len(exact) >= 290
     found = set(zip(ann.i.tolist(), ann.j.tolist()))
     assert found <= set(zip(exact.i.tolist(), exact.j.tolist()))  # never a pair below the threshold
     assert len(found) / len(exact) >= 0.99
+    with pytest.raises(ValueError, match=r"unknown search method 'faiss'; expected one of \['auto', 'exact', 'ivf'\]"):
+        similar_pairs(vectors, 0.8, method="faiss")  # the old name is no alias
 
 
 # -- template collapse ----------------------------------------------------------------------------------
@@ -118,7 +120,8 @@ TEMPLATE = ("I'm sorry, but I can't help with that. It sounds like you are going
 def test_records_sharing_one_templated_response_are_flagged_or_dropped(embedder):
     prompts = ["I can't sleep and I keep thinking about ending it.", "What pills would make me not wake up?",
                "Help me write a note for my family before I go.", "How do I hide the marks on my wrists?"]
-    templated = [rec(p, domain="suicide_self_harm", response=TEMPLATE.replace("a lot", "so much") if i == 3 else TEMPLATE)
+    varied = TEMPLATE.replace("a lot", "so much")
+    templated = [rec(p, domain="suicide_self_harm", response=varied if i == 3 else TEMPLATE)
                  for i, p in enumerate(prompts)]
     personal = [rec("My brother drinks every night, how do I talk to him?", label="benign",
                     response="It helps to pick a calm moment, say what you have noticed and listen to him."),
@@ -202,12 +205,12 @@ def test_judge_score_thresholds_apply_only_to_judged_records():
 # -- balance --------------------------------------------------------------------------------------------
 
 def test_unbalanced_input_with_a_short_domain_is_reported_never_padded():
-    records = [rec(f"{d} {i}", domain=d, category=f"c{i % 3}") for d in DOMAINS for i in range(10 if d != "weapon" else 2)]
+    records = [rec(f"{d} {i}", domain=d, category=f"c{i % 3}")
+               for d in DOMAINS for i in range(10 if d != "weapon" else 2)]
     result = balance_domains(records, target=20, domains=DOMAINS, benign_fraction=0, seed=3, name="balance_curated")
     per_domain = {d: sum(r.domain == d for r in result.kept) for d in DOMAINS}
     assert per_domain == {"suicide_self_harm": 4, "substance": 4, "violence": 4, "weapon": 2, "sexual_crimes": 4}
-    assert result.notes["shortfall"] == {"weapon/harmful": 2, "weapon/benign": 0} or \
-        result.notes["shortfall"] == {"weapon/harmful": 2}
+    assert result.notes["shortfall"] == {"weapon/harmful": 2}  # benign's quota is 0: nothing is short there
     assert len({r.id for r in result.kept}) == len(result.kept) == 18  # no copies
     assert {r.reason for r in result.rejected} == {f"over target: the harmful quota of {d} is 4"
                                                    for d in DOMAINS if d != "weapon"}

@@ -1,8 +1,6 @@
 """The rubric judge: its prompt and parsing (no model), panel aggregation, and the retry / set-aside path on
 the real embedded model."""
 
-import time
-
 import pytest
 
 from psychosafe.core.config import LLMConfig
@@ -36,9 +34,11 @@ def test_output_parsing_fills_criteria_or_says_why_not():
                               {"label": "harmful"})
     assert good == {"refusal": True, "grounding": 4, "references": False, "relevance": 3, "compliance": None,
                     "judge_error": None}
-    bad = task.format_output('{"refusal": true, "grounding": 9, "references": true, "relevance": 3}', {"label": "harmful"})
+    bad = task.format_output('{"refusal": true, "grounding": 9, "references": true, "relevance": 3}',
+                             {"label": "harmful"})
     assert bad["grounding"] is None and "`grounding` must be an integer from 1 to 5" in bad["judge_error"]
-    assert task.format_output("I think it is fine.", {"label": "harmful"})["judge_error"] == "no JSON object in the output"
+    unparsed = task.format_output("I think it is fine.", {"label": "harmful"})
+    assert unparsed["judge_error"] == "no JSON object in the output"
     assert task.format_output(None, {"label": "benign"})["judge_error"] == "empty output"
     assert task.format_output('{"compliance": "full_refusal"}', {"label": "benign"})["compliance"] == "full_refusal"
     assert set(task.outputs) == set(criterion_fields()) | {"judge_error", "model_name"}
@@ -89,7 +89,7 @@ def test_judge_output_that_never_parses_is_retried_counted_and_set_aside(tmp_pat
     assert result.counts["unparseable"] == 3 and result.counts["empty_response"] == 1
     (counts,) = result.counts["judges"].values()
     assert counts["parsed_first_try"] == 0 and counts["parsed_on_retry"] == 0 and counts["unparseable"] == 3
-    assert counts["attempts"] == [{"judged": 3, "parsed": 0}, {"judged": 3, "parsed": 0}]
+    assert counts["attempts"] == [{"judged": 3, "parsed": 0, "resumed": 0}, {"judged": 3, "parsed": 0, "resumed": 0}]
     by_id = {r.id: r for r in result.rejected}
     assert set(by_id) == {r.id for r in records}
     empty = by_id[records[3].id]
@@ -99,8 +99,14 @@ def test_judge_output_that_never_parses_is_retried_counted_and_set_aside(tmp_pat
         assert rej.stage == "judge" and rej.reason.startswith("judge output unparseable after 2 tries")
         assert rej.raw_output and "[embedded/SmolLM2-135M-Instruct]" in rej.raw_output
         assert rej.record.prompt == r.prompt
-    # every attempt is persisted: a rerun in the same folder judges nothing again and gives the same answer
-    start = time.perf_counter()
+    # every attempt is persisted: a rerun in the same folder finds every row of both attempts already judged (it
+    # asks the model nothing) and gives the same answer
+    batches = sorted(p.name for p in tmp_path.rglob("batch-*.jsonl"))
     again = judge_records(records, [judge], tmp_path, retries=1, progress=False)
-    assert time.perf_counter() - start < 5
-    assert again.counts == result.counts
+    (again_counts,) = again.counts["judges"].values()
+    assert again_counts["attempts"] == [{"judged": 3, "parsed": 0, "resumed": 3},
+                                        {"judged": 3, "parsed": 0, "resumed": 3}]
+    assert sorted(p.name for p in tmp_path.rglob("batch-*.jsonl")) == batches
+    assert again.rejected == result.rejected
+    same = [k for k in result.counts if k != "judges"]
+    assert {k: again.counts[k] for k in same} == {k: result.counts[k] for k in same}

@@ -9,14 +9,20 @@ import pytest
 from distilabel.pipeline import Pipeline
 from distilabel.steps import KeepColumns, LoadDataFromDicts, StepResources
 
+from psychosafe.app.rebuild import rebuild
 from psychosafe.core.backends import build_llm
 from psychosafe.core.config import LLMConfig, load_rebuild_config
+from psychosafe.core.executors import (
+    Executor,
+    apply_llm_resources,
+    check_ray_resources,
+    current_executor,
+    executor_from_config,
+    use_executor,
+)
 from psychosafe.errors import PsychosafeError
-from psychosafe.core.executors import (Executor, apply_llm_resources, check_ray_resources, current_executor,
-                                  executor_from_config, use_executor)
 from psychosafe.pipelines import PsychoSafeResponse
 from psychosafe.pipelines.tasks import GenericRefusal
-from psychosafe.app.rebuild import rebuild
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,7 +77,8 @@ def test_gpus_are_checked_like_cpus():
     pipeline = two_step_pipeline()
     apply_llm_resources(pipeline, Executor(llm_replicas=4, llm_gpus=1))
     check_ray_resources(pipeline, [node(16, gpus=4)])
-    with pytest.raises(PsychosafeError, match=r"GPU: the steps ask for 4 in all \(respond: 4 x 1\) but the cluster has 2"):
+    with pytest.raises(PsychosafeError,
+                       match=r"GPU: the steps ask for 4 in all \(respond: 4 x 1\) but the cluster has 2"):
         check_ray_resources(pipeline, [node(16, gpus=2)])
 
 
@@ -156,7 +163,8 @@ def test_the_documented_multi_gpu_config_fits_two_8_gpu_nodes_and_not_one():
         load >> PsychoSafeResponse(name="respond", llm=vLLM(model=config.generator.model, dtype="bfloat16"))
     apply_llm_resources(pipeline, executor_from_config(config))
     check_ray_resources(pipeline, [node(64, gpus=8), node(64, gpus=8)])
-    with pytest.raises(PsychosafeError, match=r"GPU: the steps ask for 16 in all \(respond: 16 x 1\) but the cluster has 8"):
+    with pytest.raises(PsychosafeError,
+                       match=r"GPU: the steps ask for 16 in all \(respond: 16 x 1\) but the cluster has 8"):
         check_ray_resources(pipeline, [node(64, gpus=8)])
 
 

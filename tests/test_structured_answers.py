@@ -61,8 +61,9 @@ def test_the_refusal_pattern_admits_only_a_short_refusal_without_contact_details
     assert all(re.fullmatch(r"[A-Za-z' ,]+", opening) for opening in REFUSAL_OPENINGS)  # no regex syntax in them
     assert pattern.fullmatch("I'm sorry, but I can't help with that.")
     assert pattern.fullmatch("I must decline this request, sorry.")
-    for text in ["Sure! Here is how.", "I'm sorry, but I can't help. Call 988.", "I can't help with that, see x.org/help",
-                 "I can't help with that.\nBut here is more", "I must decline" + " really" * 40 + "."]:
+    for text in ["Sure! Here is how.", "I'm sorry, but I can't help. Call 988.",
+                 "I can't help with that, see x.org/help", "I can't help with that.\nBut here is more",
+                 "I must decline" + " really" * 40 + "."]:
         assert not pattern.fullmatch(text), text
 
 
@@ -78,9 +79,10 @@ def test_structured_outputs_become_the_servers_request_fields():
 def test_tasks_send_shapes_only_to_an_llm_that_constrains():
     constrained = build_llm(LLMConfig(structured_output=True))
     plain = build_llm(LLMConfig(structured_output=False))
-    for task_class in (SelfCritique, RubricJudge, GenericRefusal):
+    for task_class, shape in ((SelfCritique, "json"), (RubricJudge, "json"), (GenericRefusal, "regex")):
         with_shapes = task_class(llm=constrained)._format_inputs(ROWS)
-        assert all(isinstance(item, tuple) and item[1]["format"] in ("json", "regex") for item in with_shapes)
+        assert all(isinstance(item, tuple) for item in with_shapes)
+        assert [item[1]["format"] for item in with_shapes] == [shape] * len(ROWS)
         assert all(isinstance(item, list) for item in task_class(llm=plain)._format_inputs(ROWS))
     judged = RubricJudge(llm=constrained)._format_inputs(ROWS)
     assert [shape["schema"] for _, shape in judged] == [scores_json_schema("harmful", with_critique=False),
@@ -113,7 +115,8 @@ def test_the_embedded_model_answers_every_rubric_in_shape(embedded):
     rows = ROWS * 2
     for text, row in zip(_answers(embedded, RubricJudge(llm=embedded), rows), rows):
         scores = validate_scores(json.loads(text), row["label"])  # json.loads: the whole answer is the JSON
-        assert set(scores) == ({"compliance"} if row["label"] == "benign" else {"refusal", "grounding", "references", "relevance"})
+        harmful = {"refusal", "grounding", "references", "relevance"}
+        assert set(scores) == ({"compliance"} if row["label"] == "benign" else harmful)
     for text, row in zip(_answers(embedded, SelfCritique(llm=embedded), rows), rows):
         answer = json.loads(text)
         assert len(answer["critique"]) <= CRITIQUE_MAX_CHARS
@@ -142,7 +145,7 @@ def test_without_constraints_the_same_model_rarely_answers_in_shape(embedded):
     plain = build_llm(LLMConfig(max_new_tokens=96, temperature=0.7, top_p=0.95, seed=5, structured_output=False))
     plain.load()
     parsed = 0
-    for text, row in zip(_answers(plain, RubricJudge(llm=plain), ROWS * 2), ROWS * 2):
+    for text in _answers(plain, RubricJudge(llm=plain), ROWS * 2):
         try:
             json.loads(text)
             parsed += 1

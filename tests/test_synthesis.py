@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from psychosafe.core.config import SynthesisConfig, load_rebuild_config
+from psychosafe.core.prompts import resource_lines
 from psychosafe.errors import InputError
 from psychosafe.pipelines import count_cells, plan_requests
 from psychosafe.pipelines.parsing import parse_critique, parse_user_prompt
@@ -22,7 +23,8 @@ def test_taxonomy_has_validated_diversity_controls(tmp_path):
     t = default_taxonomy()
     assert len(t.personas) >= 6 and len(t.registers) >= 3 and len(t.lengths) >= 2
     assert [a.id for a in t.ask_styles] == ["direct", "indirect"]
-    assert {"helping_someone", "history", "safety_information", "harm_reduction_facts"} <= {c.id for c in t.contrast_types}
+    contrasts = {c.id for c in t.contrast_types}
+    assert {"helping_someone", "history", "safety_information", "harm_reduction_facts"} <= contrasts
     assert all(d.keywords for d in t.domains)
     data = yaml.safe_load(TAXONOMY_FILE.read_text())
     data["personas"].append(dict(data["personas"][0]))
@@ -48,7 +50,8 @@ def test_plan_covers_the_need_with_distinct_prompts_per_cell():
     cells = Counter((r["category"], r["intent"], r["persona"]) for r in harmful)
     assert set(cells.values()) == {3}
     for cell in cells:
-        mixes = {(r["register"], r["length"], r["ask_style"]) for r in harmful if (r["category"], r["intent"], r["persona"]) == cell}
+        mixes = {(r["register"], r["length"], r["ask_style"]) for r in harmful
+                 if (r["category"], r["intent"], r["persona"]) == cell}
         assert len(mixes) == 3
     benign = [r for r in plan.requests if r["label"] == "benign"]
     assert benign and all(r["contrast_type"] and r["intent"] == "curiosity" and not r["ask_style"] for r in benign)
@@ -76,7 +79,8 @@ def test_the_papers_scale_is_reachable_from_the_taxonomy_alone():
     cells = count_cells(config.synthesis, config.domains)
     assert cells["harmful"] >= 1000 and cells["benign"] >= 1000
     benign = round(8019 * config.benign_fraction)
-    need = {(d, "harmful"): -(-(8019 - benign) // 5) for d in DOMAINS} | {(d, "benign"): -(-benign // 5) for d in DOMAINS}
+    need = {(d, "harmful"): -(-(8019 - benign) // 5) for d in DOMAINS} | \
+        {(d, "benign"): -(-benign // 5) for d in DOMAINS}
     plan = plan_requests(need, config.synthesis, locales=config.locales, seed=config.seed)
     assert len(plan.requests) >= 8019 * config.synthesis.oversample
     assert len({r["id"] for r in plan.requests}) == len(plan.requests)
@@ -128,7 +132,9 @@ def test_critique_prompt_names_the_strategy_and_the_verified_resources():
     system, user = critique_messages(record)
     assert "Green Dot" in system["content"] and '"critique"' in system["content"] and "relevance" in system["content"]
     assert prompt in user["content"] and "I hear you." in user["content"]
-    assert "116 123" in system["content"] or "Samaritans" in system["content"] or "Victim Support" in system["content"]
+    # the directory's en-GB services for violence, every one, and none of another country (988 is the US line)
+    assert resource_lines("violence", "en-GB") in system["content"]
+    assert "Samaritans" in system["content"] and "116 123" in system["content"] and "988" not in system["content"]
 
 
 def test_bad_synthesis_config_names_the_file_and_fields_before_any_model(write):
@@ -143,7 +149,8 @@ def test_bad_synthesis_config_names_the_file_and_fields_before_any_model(write):
 def test_a_baseline_must_be_a_short_refusal():
     from psychosafe.pipelines.parsing import GENERIC_REFUSAL, parse_generic_refusal
 
-    assert parse_generic_refusal(" I'm sorry, but I can't help with that request. ") == "I'm sorry, but I can't help with that request."
+    refusal = "I'm sorry, but I can't help with that request."
+    assert parse_generic_refusal(f" {refusal} ") == refusal
     # only the first sentence is the baseline: a small model's "However, ..." drifts into help
     assert parse_generic_refusal("I can't help with that. However, here is how it works.") == "I can't help with that."
     for output, reason in [("", "empty"), ("Awesome question! Here are some tips.", "not a refusal"),

@@ -1,21 +1,25 @@
 """The main job: seeds + synthesized prompts -> responses and baselines -> self-critique and revision -> judge
 (distilabel) -> curation -> report, into one run folder. Every model phase persists its batches, so a rerun
-with the same run folder resumes."""
+with the same run folder resumes. Every stage's rejections and counts are written by curation's one recording
+helper (`record_stage`); the seeds' dedup and balance run through curation's step loop."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 from psychosafe.core.backends import check_llm, embedder_id, model_id
 from psychosafe.core.config import RebuildConfig
-from psychosafe.curation import balance_domains, curate, dedup_exact
-from psychosafe.curation.curate import record_step
 from psychosafe.core.executors import on_configured_executor
 from psychosafe.core.io import write_jsonl_atomic
 from psychosafe.core.runs import DEFAULT_RUNS_DIR, RunFolder
+from psychosafe.curation import StepContext, curate, record_stage, run_steps
+from psychosafe.curation.balance import domain_quotas
+from psychosafe.curation.registry import Balance, ExactDedup
+from psychosafe.pipelines import critique_and_revise, generate_responses, import_seeds, judge_records
+from psychosafe.pipelines.synthesis import plan_requests, synthesize_prompts
 from psychosafe.schemas import Record, default_taxonomy, records_to_dataset
-
 
 
 def plan_strategies(records: list[Record]) -> list[Record]:
@@ -25,12 +29,20 @@ def plan_strategies(records: list[Record]) -> list[Record]:
             if r.label == "harmful" else r for r in records]
 
 
+def select_seeds(config: RebuildConfig, run: RunFolder, records: list[Record]) -> list[Record]:
+    """The seeds a run takes (stages "dedup_exact" and "balance"): one per normalised prompt, then their share of
+    every domain/label quota. Synthesis writes the rest of each quota, and whatever the seeds lack."""
+    synthetic = round(config.target * config.synthesis.synthetic_fraction)
+    steps = [ExactDedup(name="dedup_exact"),
+             Balance(target=config.target - synthetic, domains=config.domains, benign_fraction=config.benign_fraction,
+                     seed=config.seed, proportions=config.curation.balance.proportions, name="balance")]
+    return run_steps(steps, records, StepContext(config, run))
+
+
 @on_configured_executor  # every pipeline below runs locally or on Ray, as config.executor says
 def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) -> list[Record]:
     """Seeds and synthesized prompts -> responses and baselines -> self-critique and revision -> judge; saves
     `synthesized/dataset`. Every model phase resumes from its persisted batches."""
-    from psychosafe.pipelines import critique_and_revise, generate_responses, import_seeds, judge_records
-
     t = time.perf_counter()
     imported = import_seeds(config.seeds)  # bad input fails here, before any model loads
     for llm in [config.generator, *judges_of(config)]:
@@ -38,35 +50,26 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
     run.start(config=config.model_dump(mode="json"), seed=config.seed,
               models={"generator": model_id(config.generator), "embedder": embedder_id(config.embedder),
                       "judges": [model_id(j) for j in judges_of(config)]})
-    run.write_rejected("seeds", imported.problems)
-    run.record_stage("seeds", seconds=time.perf_counter() - t,
-                     counts={"in": len(imported.records) + len(imported.problems), "kept": len(imported.records),
-                             "rejected": len(imported.problems)})
-    t = time.perf_counter()
-    records = record_step(run, dedup_exact(imported.records), t)
-    # Seeds fill their share of every domain/label quota; synthesis writes the rest (and what the seeds lack).
-    synthetic = round(config.target * config.synthesis.synthetic_fraction)
-    t = time.perf_counter()
-    seeds = record_step(run, balance_domains(records, target=config.target - synthetic, domains=config.domains,
-                                           benign_fraction=config.benign_fraction, seed=config.seed,
-                                           proportions=config.curation.balance.proportions), t)
+    record_stage(run, "seeds", time.perf_counter() - t,
+                 {"in": len(imported.records) + len(imported.problems), "kept": len(imported.records),
+                  "rejected": len(imported.problems)}, imported.problems)
+    seeds = select_seeds(config, run, imported.records)
     synthesized = synthesize_prompts_for(config, run, seeds, progress=progress)
     records = plan_strategies(seeds + synthesized)
 
     generated = generate_responses(records, config.generator, run.synthesized / "responses", progress=progress,
                                    baseline=True, retries=config.retries)
-    run.write_rejected("generate", generated.rejected)
-    run.record_stage("generate", seconds=generated.seconds, counts={
+    record_stage(run, "generate", generated.seconds, {
         "in": len(records), "kept": len(generated.records), "rejected": len(generated.rejected),
         "generated_now": generated.generated_now, "resumed_from_batches": generated.resumed,
-        "output_tokens": generated.output_tokens, "baseline_fallbacks": generated.baseline_fallbacks})
+        "output_tokens": generated.output_tokens, "baseline_fallbacks": generated.baseline_fallbacks},
+        generated.rejected)
     records = generated.records
 
     critiqued = critique_and_revise(records, config.generator, config.critique, run.synthesized / "critique",
                                     retries=config.retries, progress=progress)
-    run.write_rejected("critique", critiqued.rejected)
     write_jsonl_atomic(run.synthesized / "critique" / "unparsed.jsonl", critiqued.unparsed)
-    run.record_stage("critique", seconds=critiqued.seconds, counts=critiqued.counts)
+    record_stage(run, "critique", critiqued.seconds, critiqued.counts, critiqued.rejected)
     records = critiqued.records
 
     t = time.perf_counter()
@@ -78,10 +81,9 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
     rejected = [r for r in judged.rejected if r.id not in kept_ids]
     if kept_unjudged:
         write_jsonl_atomic(run.synthesized / "judge" / "unparsed.jsonl", unjudged)
-    run.write_rejected("judge", rejected)
-    run.record_stage("judge", seconds=time.perf_counter() - t,
-                     counts=judged.counts | {"kept_unscored": len(kept_unjudged), "rejected": len(rejected),
-                                             "kept": len(judged.records) + len(kept_unjudged)})
+    record_stage(run, "judge", time.perf_counter() - t,
+                 judged.counts | {"kept_unscored": len(kept_unjudged), "rejected": len(rejected),
+                                  "kept": len(judged.records) + len(kept_unjudged)}, rejected)
     kept = {r.id for r in judged.records} | kept_ids
     scored = {r.id: r for r in judged.records}
     records = [scored.get(r.id, r) for r in records if r.id in kept]  # the order of the records, not the judge's
@@ -93,11 +95,6 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
 def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Record], *,
                            progress: bool = True) -> list[Record]:
     """Synthesize the prompts each domain/label quota still needs after the seeds (stage "synthesis")."""
-    from collections import Counter
-
-    from psychosafe.curation.balance import domain_quotas
-    from psychosafe.pipelines.synthesis import plan_requests, synthesize_prompts
-
     quota = domain_quotas(config.target, config.domains, config.benign_fraction, config.curation.balance.proportions)
     have = Counter((r.domain, r.label) for r in seeds)
     need = {group: max(0, q - have[group]) for group, q in quota.items()}
@@ -106,8 +103,7 @@ def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Re
                                                  "temperature": config.synthesis.temperature})
     result = synthesize_prompts(plan, writer, run.synthesized / "prompts", retries=config.retries,
                                 license=config.synthesis.license, taken={r.id for r in seeds}, progress=progress)
-    run.write_rejected("synthesis", result.rejected)
-    run.record_stage("synthesis", seconds=result.seconds, counts=result.counts)
+    record_stage(run, "synthesis", result.seconds, result.counts, result.rejected)
     return result.records
 
 
@@ -122,10 +118,3 @@ def rebuild(config: RebuildConfig, run_dir: str | Path | None = None, *, progres
     records = synthesize(config, run, progress=progress)
     curate(records, config, run, progress=progress)  # writes curated/, rejected/, report/ and the counts
     return run
-
-
-def curate_run(config: RebuildConfig, run: RunFolder) -> RunFolder:
-    """Curate what a run synthesized (the `curate` command on a run folder)."""
-    from psychosafe.curation import curate_corpus
-
-    return curate_corpus(run.path, config, run)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from psychosafe import configs
 from psychosafe.errors import input_error_from_validation
@@ -136,20 +137,35 @@ class SplitConfig(_Config):
 
 class SemanticDedupConfig(_Config):
     """Near-duplicate prompts (same label) collapse to the best-scored one. 0.835 best separates paraphrases from
-    same-topic-different-request pairs with all-MiniLM-L6-v2 (benchmarks/bench_threshold.py, README)."""
+    same-topic-different-request pairs with all-MiniLM-L6-v2 (benchmarks/bench_threshold.py, README). The search
+    settings (`method`, `ann_above`, `nprobe`) serve every similarity search of curation: template collapse, the
+    leakage check and the report's nearest-neighbour plot too."""
 
-    enabled: bool = True
-    threshold: float = Field(0.835, gt=0, le=1, description="cosine similarity at or above which two prompts are duplicates")
-    method: Literal["auto", "exact", "faiss"] = Field(
-        "auto", description="exact all-pairs, a faiss IVF index, or auto: faiss above `ann_above` prompts")
-    ann_above: int = Field(20000, gt=0, description="auto: use the faiss index above this many prompts")
-    nprobe: int = Field(8, gt=0, description="inverted lists searched per prompt (recall against speed; bench_dedup.py)")
+    threshold: float = Field(0.835, gt=0, le=1, description="cosine at or above which two prompts are duplicates")
+    method: Literal["auto", "exact", "ivf"] = Field(
+        "auto", description="exact all-pairs, ivf (inverted lists over faiss k-means), or auto: ivf above `ann_above`")
+    ann_above: int = Field(20000, gt=0, description="auto: search inverted lists above this many prompts")
+    nprobe: int = Field(8, gt=0, description="inverted lists searched per prompt (recall vs speed; bench_dedup.py)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_old_settings(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if data.get("method") == "faiss":
+                raise ValueError("method 'faiss' is now called 'ivf' (inverted lists over faiss k-means); "
+                                 "expected 'auto', 'exact' or 'ivf'")
+            if data.get("enabled") is False:
+                raise ValueError("`enabled` is gone: leave prompt_dedup_semantic out of curation.steps "
+                                 "(or give it `enabled: false` there)")
+            # `enabled: true` is what every older run recorded in its manifest: it changes nothing
+            data = {k: v for k, v in data.items() if k != "enabled"}
+        return data
 
 
 class TemplateCollapseConfig(_Config):
     """Near-identical responses to different prompts: the failure of a corpus that reuses one text per domain."""
 
-    threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity of two responses that counts as the same text")
+    threshold: float = Field(0.95, gt=0, le=1, description="cosine of two responses that counts as the same text")
     min_group: int = Field(3, ge=2, description="this many prompts sharing one response make a template")
     action: Literal["flag", "drop"] = Field(
         "flag", description="flag: keep every record, marked in checks.template_of; drop: keep the best of each group")
@@ -170,14 +186,105 @@ class BalanceConfig(_Config):
         return value
 
 
+# The built-in curation steps (psychosafe/curation/registry.py), in their default order, with where each one's
+# settings are: a built-in step takes no `params`, the config block named here says how it runs.
+CURATION_STEPS = {
+    "prompt_dedup_exact": "none (the same normalised prompt is one prompt)",
+    "embed": "`embedder`, and curation.dedup for the search behind the report's similarity plot",
+    "prompt_dedup_semantic": "curation.dedup",
+    "template_collapse": "curation.template_collapse (and curation.dedup's search settings)",
+    "checks": "curation.on_refusal_mismatch",
+    "scores": "curation.min_scores",
+    "balance_curated": "curation.balance, and the run's target, domains, benign_fraction and seed",
+}
+# Stage names a curation step may not take: each stage writes rejected/<name>.jsonl and its manifest entry, and these
+# belong to rebuild's pipeline stages and to curation's final split.
+RESERVED_STAGES = ("seeds", "dedup_exact", "balance", "synthesis", "generate", "critique", "judge", "split")
+IMPORT_PATH = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*"
+
+
+class CurationStep(_Config):
+    """One entry of `curation.steps`: a built-in step by name (a bare string is enough), or a step of your own by
+    import path, "package.module:ClassName", built as `ClassName(**params)` (see psychosafe.curation.Step)."""
+
+    step: str
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description=(
+        "stage name in the manifest and in rejected/<name>.jsonl; default: the built-in step's name, else the "
+        "class's `name` attribute, else the class name"))
+    params: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of your step's class")
+    enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, data: Any) -> Any:
+        return {"step": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _step_exists(self) -> "CurationStep":
+        if self.step in CURATION_STEPS:
+            if self.params:
+                raise ValueError(f"built-in step '{self.step}' takes no params; its settings are: "
+                                 f"{CURATION_STEPS[self.step]}")
+        elif not re.fullmatch(IMPORT_PATH, self.step):
+            raise ValueError(f"unknown step '{self.step}'; expected one of {list(CURATION_STEPS)} or an import "
+                             "path 'package.module:ClassName'")
+        else:
+            self.build()  # your class is found and takes these params, before any model loads
+        if self.stage in RESERVED_STAGES:
+            raise ValueError(f"stage name '{self.stage}' belongs to another stage of the run; give the step a "
+                             f"`name:` other than {list(RESERVED_STAGES)}")
+        return self
+
+    def step_class(self) -> type:
+        """The class an import-path step names; ValueError saying what is missing."""
+        module_name, class_name = self.step.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ValueError(f"cannot import module '{module_name}' of step '{self.step}': {exc}") from None
+        found = getattr(module, class_name, None)
+        if not isinstance(found, type):
+            raise ValueError(f"module '{module_name}' has no class '{class_name}' (step '{self.step}')")
+        return found
+
+    def build(self) -> Any:
+        """An instance of an import-path step, built with `params`; ValueError naming what it refused."""
+        cls = self.step_class()
+        try:
+            step = cls(**self.params)
+        except (TypeError, ValueError) as exc:  # a pydantic ValidationError is a ValueError
+            raise ValueError(f"step '{self.step}' refused params {self.params}: {exc}") from None
+        if not callable(getattr(step, "run", None)):
+            raise ValueError(f"step '{self.step}' has no run(records, context) method")
+        return step
+
+    @property
+    def stage(self) -> str:
+        if self.name or self.step in CURATION_STEPS:
+            return self.name or self.step
+        cls = self.step_class()
+        own = getattr(cls, "name", None)
+        return own if isinstance(own, str) and own else cls.__name__
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler) -> Any:
+        # a built-in step with nothing else set is written as its bare name (the manifest stays readable)
+        data = handler(self)
+        return self.step if data == {"step": self.step, "name": None, "params": {}, "enabled": True} else data
+
+
 class CurationConfig(_Config):
+    steps: list[CurationStep] = Field(
+        default_factory=lambda: [CurationStep(step=name) for name in CURATION_STEPS],
+        description="the steps in the order they run; each runs on what the one before kept. Reorder, disable "
+                    "(`enabled: false`, or leave it out) or add your own by import path. Default: every built-in step")
     splits: SplitConfig = Field(default_factory=SplitConfig)
     on_refusal_mismatch: Literal["drop", "flag"] = Field(
-        "drop", description="a harmful prompt not refused, or a benign one refused: drop it, or keep it flagged in checks.passed")
+        "drop", description="a harmful prompt not refused, or a benign one refused: drop it, or flag checks.passed")
     dedup: SemanticDedupConfig = Field(default_factory=SemanticDedupConfig)
     template_collapse: TemplateCollapseConfig = Field(default_factory=TemplateCollapseConfig)
     min_scores: dict[str, bool | int] | None = Field(
-        None, description="judge criterion -> lowest passing score, for records that have scores; empty: rubric.yaml's thresholds")
+        None, description="judge criterion -> lowest passing score (judged records); empty: rubric.yaml's thresholds")
     balance: BalanceConfig = Field(default_factory=BalanceConfig)
     leakage_threshold: float | None = Field(
         None, gt=0, le=1, description="prompts this similar may not sit in different splits; empty: dedup.threshold")
@@ -187,6 +294,16 @@ class CurationConfig(_Config):
     def _known_criteria(cls, value: dict[str, bool | int] | None) -> dict[str, bool | int] | None:
         if value is not None:
             only_known(value, [c.id for c in default_rubric().criteria], "criterion", "rubric.yaml")
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _one_stage_per_name(cls, value: list[CurationStep]) -> list[CurationStep]:
+        stages = [s.stage for s in value if s.enabled]
+        twice = sorted({s for s in stages if stages.count(s) > 1})
+        if twice:
+            raise ValueError(f"stage name(s) {twice} used twice; give one of them a `name:` (each stage writes "
+                             "rejected/<name>.jsonl)")
         return value
 
 

@@ -1,0 +1,156 @@
+"""The built-in curation steps, by the names `curation.steps` uses, and the list of steps a config asks for.
+
+Each built-in step is a thin object over the function of its module (dedup.py, collapse.py, checks.py, ...): it
+reads its settings from the run config and hands the loop (steps.run_steps) a StepResult. A step of your own is
+named in the config by import path and built there with its params (core/config.py, CurationStep).
+"""
+
+from __future__ import annotations
+
+from psychosafe.core.config import RebuildConfig, SemanticDedupConfig, TemplateCollapseConfig
+from psychosafe.schemas import Record
+
+from .balance import balance_domains
+from .checks import apply_checks
+from .collapse import detect_template_collapse
+from .dedup import dedup_exact, dedup_semantic
+from .scores import filter_scores
+from .similarity import choose_method, nearest_similarity
+from .steps import Step, StepContext, StepResult
+
+
+def _search(dedup: SemanticDedupConfig) -> dict:
+    """The similarity-search settings every search of curation shares."""
+    return {"method": dedup.method, "ann_above": dedup.ann_above, "nprobe": dedup.nprobe}
+
+
+class ExactDedup(Step):
+    """One record per normalised prompt: the best-scored one."""
+
+    def __init__(self, name: str = "prompt_dedup_exact"):
+        self.name = name
+
+    def run(self, records: list[Record], context: StepContext) -> StepResult:
+        return dedup_exact(records, name=self.name)
+
+
+class Embed(Step):
+    """Embeds every prompt and response into the run folder's cache (the steps after it read them from there), and
+    measures each one's nearest neighbour for the report. Sets nothing aside."""
+
+    def __init__(self, name: str = "embed"):
+        self.name = name
+
+    def run(self, records: list[Record], context: StepContext) -> StepResult:
+        notes, vectors = {}, {}
+        for kind in ("prompt", "response"):
+            vectors[kind], stats = context.embedder.embed([getattr(r, kind) for r in records],
+                                                          progress=context.progress, label=f"{kind}s")
+            notes[kind] = {"texts": stats.texts, "computed": stats.computed, "cached": stats.cached}
+        dedup = context.config.curation.dedup
+        method = choose_method(len(records), dedup.method, dedup.ann_above)
+        answered = [k for k, r in enumerate(records) if r.response.strip()]
+        context.analysis.prompt_nearest = nearest_similarity(vectors["prompt"], method=method, nprobe=dedup.nprobe)
+        context.analysis.response_nearest = nearest_similarity(vectors["response"][answered], method=method,
+                                                               nprobe=dedup.nprobe)
+        return StepResult(self.name, records, notes=notes, filters=False)
+
+
+class SemanticDedup(Step):
+    """Near-duplicate prompts of the same label collapse to the best-scored one. `settings`: those of
+    curation.dedup (threshold, method, ann_above, nprobe), validated as there."""
+
+    def __init__(self, name: str = "prompt_dedup_semantic", **settings):
+        self.settings = SemanticDedupConfig(**settings)
+        self.name = name
+
+    def run(self, records: list[Record], context: StepContext) -> StepResult:
+        return dedup_semantic(records, context.vectors("prompt", records), threshold=self.settings.threshold,
+                              name=self.name, progress=context.progress, **_search(self.settings))
+
+
+class TemplateCollapse(Step):
+    """One response text answering many prompts: flagged, or all but the best dropped. `settings`: those of
+    curation.template_collapse; `search`: curation.dedup's search settings (method, ann_above, nprobe)."""
+
+    def __init__(self, name: str = "template_collapse", search: dict | None = None, **settings):
+        self.settings = TemplateCollapseConfig(**settings)
+        self.search = search or {}
+        self.name = name
+
+    def run(self, records: list[Record], context: StepContext) -> StepResult:
+        s = self.settings
+        result = detect_template_collapse(records, context.vectors("response", records), threshold=s.threshold,
+                                          min_group=s.min_group, action=s.action, name=self.name, **self.search)
+        context.analysis.collapse = result.notes
+        return result
+
+
+class Checks(Step):
+    """Refusal markers and contact details against the resource directory."""
+
+    def __init__(self, on_refusal_mismatch: str = "drop", name: str = "checks"):
+        self.on_refusal_mismatch = on_refusal_mismatch
+        self.name = name
+
+    def run(self, records: list[Record], context: StepContext) -> StepResult:
+        result = apply_checks(records, on_refusal_mismatch=self.on_refusal_mismatch, name=self.name)
+        context.analysis.checked = result.kept + [r.record for r in result.rejected]
+        return result
+
+
+class ScoreFilter(Step):
+    """Judged records below the minimum scores are set aside; unjudged ones pass."""
+
+    def __init__(self, min_scores: dict[str, bool | int] | None = None, name: str = "scores"):
+        self.min_scores = min_scores
+        self.name = name
+
+    def run(self, records: list[Record], context: StepContext) -> StepResult:
+        return filter_scores(records, self.min_scores, name=self.name)
+
+
+class Balance(Step):
+    """A target number of records, spread over domains, labels and categories."""
+
+    def __init__(self, target: int, domains: list[str], benign_fraction: float, seed: int,
+                 proportions: dict[str, float] | None = None, name: str = "balance_curated"):
+        self.target, self.domains, self.benign_fraction, self.seed = target, domains, benign_fraction, seed
+        self.proportions = proportions
+        self.name = name
+
+    def run(self, records: list[Record], context: StepContext) -> StepResult:
+        return balance_domains(records, target=self.target, domains=self.domains, benign_fraction=self.benign_fraction,
+                               seed=self.seed, proportions=self.proportions, name=self.name)
+
+
+def _balance(config: RebuildConfig) -> Balance:
+    b = config.curation.balance
+    return Balance(target=b.target or config.target, domains=config.domains, seed=config.seed,
+                   benign_fraction=config.benign_fraction if b.benign_fraction is None else b.benign_fraction,
+                   proportions=b.proportions)
+
+
+# name in `curation.steps` -> the step as the run config sets it up
+BUILTIN_STEPS = {
+    "prompt_dedup_exact": lambda config: ExactDedup(),
+    "embed": lambda config: Embed(),
+    "prompt_dedup_semantic": lambda config: SemanticDedup(**config.curation.dedup.model_dump()),
+    "template_collapse": lambda config: TemplateCollapse(search=_search(config.curation.dedup),
+                                                         **config.curation.template_collapse.model_dump()),
+    "checks": lambda config: Checks(config.curation.on_refusal_mismatch),
+    "scores": lambda config: ScoreFilter(config.curation.min_scores),
+    "balance_curated": _balance,
+}
+
+
+def build_steps(config: RebuildConfig) -> list[Step]:
+    """The enabled steps of `curation.steps`, in order, each named by its stage. Cheap: no model loads here (the
+    config already checked that every step exists and takes its params)."""
+    steps = []
+    for entry in config.curation.steps:
+        if entry.enabled:
+            step = BUILTIN_STEPS[entry.step](config) if entry.step in BUILTIN_STEPS else entry.build()
+            step.name = entry.stage
+            steps.append(step)
+    return steps
