@@ -58,18 +58,18 @@ def raw_loop(config, data, steps: int) -> tuple[int, float]:
 
     base = resolve_base_model(config.model)
     tokenizer = load_tokenizer(base, config.model)
-    torch.manual_seed(config.training.seed)
-    model = get_peft_model(load_base_model(base, config.model, config.training, quantized=False),
-                           lora_config(config.lora))
+    t = config.training  # TRL's field names
+    torch.manual_seed(t["seed"])
+    model = get_peft_model(load_base_model(base, config.model, t, quantized=False), lora_config(config.lora))
     model.train()
     device = next(model.parameters()).device
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.training.learning_rate)
-    t = config.training
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t["learning_rate"])
+    batch_size = t["per_device_train_batch_size"]
     texts = [tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=False) for row in data.train]
     tokens, started = 0, time.perf_counter()
     for step in range(steps):
-        batch = [texts[(step * t.per_device_batch_size + k) % len(texts)] for k in range(t.per_device_batch_size)]
-        enc = tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=t.max_length,
+        batch = [texts[(step * batch_size + k) % len(texts)] for k in range(batch_size)]
+        enc = tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=t["max_length"],
                         add_special_tokens=False).to(device)
         labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
         model(**enc, labels=labels).loss.backward()
@@ -97,8 +97,9 @@ def main() -> None:
     raw = load_train_config().model_dump()
     raw["model"]["base"] = args.base
     raw["data"] |= {"system_prompt": "v0", "eval_split": None}
-    raw["training"] |= {"max_steps": args.steps, "per_device_batch_size": args.batch_size, "max_length": args.max_length,
-                        "gradient_accumulation_steps": 1, "logging_steps": 1, "save_steps": 10_000}
+    raw["training"] |= {"max_steps": args.steps, "per_device_train_batch_size": args.batch_size,
+                        "max_length": args.max_length, "gradient_accumulation_steps": 1, "logging_steps": 1,
+                        "save_steps": 10_000}
     config = TrainConfig.model_validate(raw)
     stage_runs, raw_runs = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +107,8 @@ def main() -> None:
         data = training_data(run.curated, config.data)
         for _ in range(args.repeats):  # alternate, keep the best of each (the machine is shared)
             tokens, seconds = raw_loop(config, data, args.steps)
-            raw_runs.append({"tokens": tokens, "seconds": round(seconds, 2), "tokens_per_second": round(tokens / seconds, 1)})
+            raw_runs.append({"tokens": tokens, "seconds": round(seconds, 2),
+                             "tokens_per_second": round(tokens / seconds, 1)})
             summary = train_run(config, run.path).summary
             stage_runs.append({"tokens": summary["train_tokens"], "seconds": summary["train_seconds"],
                                "tokens_per_second": summary["tokens_per_second"]})

@@ -1,5 +1,5 @@
-"""Eval: prompt sets (XSTest, SORRY-Bench, curated splits, files), generation under a system prompt variant, the
-shared rubric judge, metrics, the comparison report. Heavy pieces (distilabel, torch) load inside functions."""
+"""Eval: prompt sets (XSTest, SORRY-Bench, curated splits, files), generation under a system prompt variant of
+psychosafe.core.prompts, the shared rubric judge, metrics, the comparison report."""
 
 from .capability import require_lm_eval, run_capability
 from .compare import compare_runs

@@ -7,10 +7,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from psychosafe.core.backends import ensure_smollm2
 from psychosafe.core.config import LLMConfig
-from psychosafe.errors import PsychosafeError
 from psychosafe.core.io import write_json_atomic
+from psychosafe.errors import PsychosafeError
 
+from .generate import with_adapter
 from .report import CAPABILITY_FILE
 
 
@@ -27,10 +29,6 @@ def run_capability(config: LLMConfig, tasks: list[str], folder: Path, *, limit: 
     require_lm_eval()
     if not tasks:
         raise PsychosafeError("name at least one lm-evaluation-harness task, e.g. --task hellaswag")
-    from psychosafe.core.backends import ensure_smollm2
-
-    from .generate import with_adapter
-
     if adapter:
         config = with_adapter(config, adapter, folder / "generation")
     if config.backend not in ("embedded", "transformers"):

@@ -7,15 +7,14 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from psychosafe.core.io import markdown_table
+from psychosafe.core.io import markdown_table, write_json_atomic
 from psychosafe.errors import InputError
-from psychosafe.core.io import write_json_atomic
 from psychosafe.schemas import default_rubric
 
 from .metrics import overall_quality, paired_comparison, unit_scores
-from .records import EvalRecord
+from .records import COMPLIANCE_BENCHMARKS, EvalRecord
 from .report import bar_chart, eval_summary, fmt, fmt_ci, fmt_p, latest_records
-from .run import COMPLIANCE_BENCHMARKS
+from .tasks import first_per_group
 
 
 def _judged(folder: Path) -> list[EvalRecord]:
@@ -46,14 +45,13 @@ def compare_runs(a: str | Path, b: str | Path, out: str | Path, *, resamples: in
                  limit: int | None = None) -> dict:
     """summary.json + report.md + charts in `out`; returns the summary. A is the baseline, B the new model.
     `limit` keeps A's first N prompts per group (and their pairs in B)."""
-    from .tasks import first_per_group
-
     a, b, out = Path(a), Path(b), Path(out)
     ra, rb = {r.id: r for r in first_per_group(_judged(a), limit)}, {r.id: r for r in _judged(b)}
     common = [i for i in ra if i in rb]
     if not common:
         raise InputError(b, f"no prompt in common with {a}; compare two evals of the same prompt set")
-    harmful = [(ra[i], rb[i]) for i in common if ra[i].label == "harmful" and ra[i].benchmark not in COMPLIANCE_BENCHMARKS
+    harmful = [(ra[i], rb[i]) for i in common
+               if ra[i].label == "harmful" and ra[i].benchmark not in COMPLIANCE_BENCHMARKS
                and unit_scores(ra[i].scores) is not None and unit_scores(rb[i].scores) is not None]
     summary: dict = {
         "a": str(a), "b": str(b), "label_a": a.name, "label_b": b.name,
@@ -122,7 +120,8 @@ def _write_report(s: dict, out: Path) -> None:
                                             "95 % interval", "p"], [
             [g, e["overall_quality"]["n"], fmt(e["overall_quality"]["base"]), fmt(e["overall_quality"]["new"]),
              fmt(e["overall_quality"]["relative"], True), fmt_ci(e["overall_quality"]["relative_ci"], True),
-             fmt_p(e["overall_quality"]["p_value"])] for g, e in s["per_group"].items()]), "", "![domains](domains.png)", ""]
+             fmt_p(e["overall_quality"]["p_value"])] for g, e in s["per_group"].items()]), "",
+               "![domains](domains.png)", ""]
         groups = list(s["per_group"])
         bar_chart(out / "domains.png", groups,
                   {la: [s["per_group"][g]["overall_quality"]["base"] for g in groups],

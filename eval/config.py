@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from pydantic import BaseModel, ConfigDict, Field
 
-from psychosafe.core.config import CONFIGS_DIR, LLMConfig, load_config
+from pydantic import Field
+
+from psychosafe.core.config import CONFIGS_DIR, LLMConfig, _Config, load_config
 from psychosafe.core.prompts import Variant
-
-
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CapabilityConfig(_Config):

@@ -8,20 +8,24 @@ folder, and the merged folder is served by the transformers backend.
 
 # No `from __future__ import annotations`: distilabel reads the `StepInput` hint at run time.
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
 from distilabel.steps.tasks import Task
 
+from psychosafe.core.adapters import check_adapter, merged_copy
+from psychosafe.core.backends import build_llm, model_id
 from psychosafe.core.config import LLMConfig
-from psychosafe.errors import InputError, PsychosafeError
-from psychosafe.pipelines.responses import GenerationResult
+from psychosafe.core.io import read_json, write_json_atomic
 from psychosafe.core.prompts import system_prompt
+from psychosafe.errors import PsychosafeError
+from psychosafe.pipelines.persist import output_tokens, read_batches, run_persisted
+from psychosafe.pipelines.responses import GenerationResult
 from psychosafe.schemas import Rejected
 
 from .records import EvalRecord
+
 
 class EvalResponse(Task):
     """One chat turn: the row's system prompt, then the prompt."""
@@ -44,41 +48,25 @@ class EvalResponse(Task):
 
 def with_adapter(config: LLMConfig, adapter: Path, folder: Path) -> LLMConfig:
     """The config serving base + adapter: the adapter merged into its base, once, under `folder`."""
-    adapter = Path(adapter)
-    if not (adapter / "adapter_config.json").is_file():
-        raise InputError(adapter, "not a PEFT adapter folder (no adapter_config.json); expected e.g. RUN/train/adapter")
+    adapter = check_adapter(adapter)
     if config.backend not in ("embedded", "transformers"):
         raise PsychosafeError(f"--adapter works with the embedded and transformers backends; with '{config.backend}', "
                               "serve the adapter yourself (vLLM: --enable-lora --lora-modules NAME=DIR) and name it as "
                               "the model")
-    stamp = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(adapter.glob("adapter_*")))).hexdigest()[:12]
-    target = folder / f"merged-{stamp}"
-    if not (target / "config.json").is_file():
-        import torch
-
-        from psychosafe.core.adapters import merge_adapter
-
-        staging = folder / f".merging-{stamp}"
-        merge_adapter(adapter, staging, torch.float32)
-        staging.replace(target)
-    return config.model_copy(update={"backend": "transformers", "model": str(target)})
+    return config.model_copy(update={"backend": "transformers", "model": str(merged_copy(adapter, folder))})
 
 
 def _claim_folder(out_dir: Path, fingerprint: dict) -> None:
     """A generation folder resumes only the same model, adapter, variant and settings: anything else would mix
     another model's responses into this one's."""
-    import json
-
     path = out_dir / "fingerprint.json"
-    if path.is_file():
-        before = json.loads(path.read_text(encoding="utf-8"))
+    before = read_json(path)
+    if before is not None:
         if before != fingerprint:
             changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
             raise PsychosafeError(f"{out_dir.parent} holds responses generated with another {', '.join(changed)}; "
                                   "give this eval another --name (or delete that folder to start over)")
         return
-    from psychosafe.core.io import write_json_atomic
-
     write_json_atomic(path, fingerprint)
 
 
@@ -86,9 +74,6 @@ def generate_eval(records: list[EvalRecord], config: LLMConfig, out_dir: Path, *
                   adapter: Path | None = None, progress: bool = True) -> GenerationResult:
     """Fill `response` for every prompt; resumes from the batches already in `out_dir/batches`. Every record is
     returned (an empty answer is an answer to score); empty ones are also listed in `rejected`."""
-    from psychosafe.core.backends import build_llm, model_id
-    from psychosafe.pipelines.persist import output_tokens, read_batches, run_persisted
-
     start = time.perf_counter()
     prompts = {r.id: system_prompt(r, variant) or "" for r in records}  # a bad variant fails before any model loads
     _claim_folder(out_dir, {"model": model_id(config), "adapter": str(adapter) if adapter else None, "variant": variant,

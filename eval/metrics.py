@@ -96,7 +96,8 @@ def paired_comparison(base: Sequence[float], new: Sequence[float], *, resamples:
     a, b = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
     if len(a) != len(b):
         raise ValueError(f"paired values differ in length: {len(a)} and {len(b)}")
-    out = {"n": int(len(a)), "base": mean(a), "new": mean(b), "base_ci": bootstrap_ci(a, resamples=resamples, seed=seed),
+    out = {"n": int(len(a)), "base": mean(a), "new": mean(b),
+           "base_ci": bootstrap_ci(a, resamples=resamples, seed=seed),
            "new_ci": bootstrap_ci(b, resamples=resamples, seed=seed)}
     out["difference"] = None if out["base"] is None else out["new"] - out["base"]
     out["relative"] = relative_improvement(out["base"], out["new"])
@@ -201,7 +202,8 @@ def fulfillment_summary(records: Iterable[EvalRecord], *, by: str = "judge") -> 
     for row in values:
         by_cat[row[0]].append(row)
         by_style[row[1]].append(row)
-    return {"classifier": by, **rate(values), "categories": {k: rate(v) for k, v in sorted(by_cat.items(), key=_natural)},
+    return {"classifier": by, **rate(values),
+            "categories": {k: rate(v) for k, v in sorted(by_cat.items(), key=_natural)},
             "styles": {k: rate(v) for k, v in sorted(by_style.items())}}
 
 

@@ -17,6 +17,8 @@ from psychosafe.errors import InputError
 from psychosafe.schemas import Record, Rejected, dataset_to_records, default_taxonomy, features_of, records_to_dataset
 
 ComplianceClass = Literal["full_compliance", "full_refusal", "partial_refusal"]
+# Benchmarks whose question is "did the model comply?" rather than "how good is the refusal?"
+COMPLIANCE_BENCHMARKS = ("xstest", "sorry-bench")
 
 
 class EvalRecord(Record):

@@ -7,19 +7,15 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from psychosafe.core.io import markdown_table, write_json_atomic
+from psychosafe.core.runs import RunFolder
+from psychosafe.errors import InputError
+from psychosafe.schemas import default_rubric
 
-from psychosafe.core.io import markdown_table  # noqa: E402
-from psychosafe.errors import InputError  # noqa: E402
-from psychosafe.core.io import write_json_atomic
-from psychosafe.core.runs import RunFolder  # noqa: E402
-from psychosafe.schemas import default_rubric  # noqa: E402
-
-from .metrics import checks_summary, fulfillment_summary, rubric_summary, xstest_summary  # noqa: E402
-from .records import EvalRecord, EvalRejected, load_eval  # noqa: E402
+from .metrics import checks_summary, fulfillment_summary, rubric_summary, xstest_summary
+from .records import COMPLIANCE_BENCHMARKS, EvalRecord, EvalRejected, load_eval
 
 CAPABILITY_FILE = "capability.json"
 
@@ -41,7 +37,10 @@ def fmt_ci(ci, pct: bool = False) -> str:
 def bar_chart(path: Path, categories: Sequence[str], series: dict[str, Sequence[float | None]], *, title: str,
               ylabel: str, intervals: dict[str, Sequence] | None = None) -> Path:
     """Grouped bars, one group per category and one bar per series; optional (lo, hi) error bars."""
-    import numpy as np
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(categories) * max(1, len(series)) + 2), 4))
     width = 0.8 / max(1, len(series))
@@ -83,15 +82,16 @@ def eval_summary(folder: Path) -> dict:
     summary: dict = {
         "folder": str(folder), "benchmarks": benchmarks, "n": len(records), "checked": checked, "judged": judged,
         "model": first.generation.model if first else None, "variant": first.variant if first else None,
-        "adapter": first.adapter if first else None, "judges": manifest.get("models", {}).get("judges") or sorted({r.scores.judge_model for r in records
-                                                                        if r.scores.judge_model}),
+        "adapter": first.adapter if first else None,
+        "judges": manifest.get("models", {}).get("judges") or sorted({r.scores.judge_model for r in records
+                                                                      if r.scores.judge_model}),
         "stages": {k: v.get("counts") for k, v in manifest.get("stages", {}).items()},
-        "set_aside": {stage: n for stage, n in _rejected_counts(run).items()},
+        "set_aside": _rejected_counts(run),
     }
     resamples = manifest.get("config", {}).get("bootstrap_resamples", 2000)
     if checked:
         summary["checks"] = checks_summary(records)
-        corpus = [r for r in records if r.benchmark not in ("xstest", "sorry-bench")]
+        corpus = [r for r in records if r.benchmark not in COMPLIANCE_BENCHMARKS]
         if corpus and judged:
             summary["rubric"] = rubric_summary(corpus, resamples=resamples)
     if "xstest" in benchmarks:

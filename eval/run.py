@@ -18,21 +18,24 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from psychosafe.core.runs import RunFolder
+from psychosafe.core.backends import check_llm, model_id
+from psychosafe.core.runs import DEFAULT_RUNS_DIR, RunFolder
+from psychosafe.curation.checks import check_record
+from psychosafe.pipelines.judge import judge_records
 
 from .config import EvalConfig
-from .records import EvalRecord, load_eval, save_eval
+from .generate import generate_eval
+from .metrics import string_match_class
+from .records import COMPLIANCE_BENCHMARKS, EvalRecord, load_eval, save_eval
+from .report import write_eval_report
+from .tasks import first_per_group
 
 GENERATED = "generated"
 JUDGED = "judged"
-# Benchmarks whose question is "did the model comply?" rather than "how good is the refusal?"
-COMPLIANCE_BENCHMARKS = ("xstest", "sorry-bench")
 
 
 def eval_folder(run_dir: str | Path | None, name: str) -> RunFolder:
     """RUN/eval/<name>; without a run folder, runs/<name>-<time>/eval/<name>."""
-    from psychosafe.core.runs import DEFAULT_RUNS_DIR
-
     run = RunFolder(run_dir) if run_dir else RunFolder.new(DEFAULT_RUNS_DIR, name)
     return RunFolder(run.eval / name)
 
@@ -40,11 +43,6 @@ def eval_folder(run_dir: str | Path | None, name: str) -> RunFolder:
 def generate_run(records: list[EvalRecord], config: EvalConfig, folder: RunFolder, *, adapter: Path | None = None,
                  progress: bool = True) -> RunFolder:
     """Responses for the prompts into `folder/generated`; then the summary and report."""
-    from psychosafe.core.backends import check_llm, model_id
-
-    from .generate import generate_eval
-    from .report import write_eval_report
-
     check_llm(config.generator)
     folder.start(config=config.model_dump(mode="json"), seed=config.generator.seed or 0,
                  models={"generator": model_id(config.generator) + (f"+adapter:{adapter}" if adapter else "")})
@@ -66,14 +64,6 @@ def judge_run(folder: RunFolder, config: EvalConfig, *, limit: int | None = None
     Harmful prompts of a corpus set are scored on the four criteria; benign ones, and every XSTest and
     SORRY-Bench prompt, on the compliance classes (the benchmarks ask whether the model complied).
     `limit` judges only the first N responses per group (a quick look with a slow judge)."""
-    from psychosafe.core.backends import model_id
-    from psychosafe.curation.checks import check_record
-    from psychosafe.pipelines.judge import judge_records
-
-    from .metrics import string_match_class
-    from .report import write_eval_report
-    from .tasks import first_per_group
-
     records = first_per_group(load_eval(folder.path / GENERATED), limit)
     start = time.perf_counter()
     checked = [check_record(r).model_copy(update={"string_match": string_match_class(r.response)}) for r in records]
@@ -101,11 +91,6 @@ def judge_run(folder: RunFolder, config: EvalConfig, *, limit: int | None = None
 def classify_run(folder: RunFolder) -> RunFolder:
     """Without a judge: the rule-based checks and the string-match class over `folder/generated`, into
     `folder/judged` (scores left empty), then the summary and report."""
-    from psychosafe.curation.checks import check_record
-
-    from .metrics import string_match_class
-    from .report import write_eval_report
-
     rows = [check_record(r).model_copy(update={"string_match": string_match_class(r.response)})
             for r in load_eval(folder.path / GENERATED)]
     save_eval(rows, folder.path / JUDGED)

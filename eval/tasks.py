@@ -12,6 +12,7 @@ from pathlib import Path
 
 from psychosafe.core.config import SeedSource
 from psychosafe.errors import InputError
+from psychosafe.pipelines.seeds import read_rows
 from psychosafe.schemas import Record, Source, default_taxonomy, record_id
 
 from .records import EvalRecord
@@ -65,18 +66,17 @@ def load_sorry_bench(path: str | Path, limit: int | None = None,
     """A local copy of SORRY-Bench in its published layout: rows of `question_id`, `category`, `turns` (a list
     holding the one user turn) and `prompt_style` ("base" or a mutation), in one file or a folder of files
     (one per style). `styles` keeps only those prompt styles."""
-    from psychosafe.pipelines.seeds import _rows  # the project's one reader of JSONL/CSV/parquet files
-
     records, seen_ids = [], set()
     for file in _sorry_files(Path(path)):
-        name, rows = _rows(SeedSource(path=str(file), format="jsonl" if file.suffix == ".json" else "auto"))
+        name, rows = read_rows(SeedSource(path=str(file), format="jsonl" if file.suffix == ".json" else "auto"))
         for line, row, problem in rows:
             where = f"{name}:{line}"
             if problem:
                 raise InputError(name, problem, line=line)
             missing = [f for f in SORRY_BENCH_FIELDS if f not in row or row[f] in (None, "")]
             if missing:
-                raise InputError(name, f"missing {missing}; SORRY-Bench rows have {list(SORRY_BENCH_FIELDS)}", line=line)
+                raise InputError(name, f"missing {missing}; SORRY-Bench rows have {list(SORRY_BENCH_FIELDS)}",
+                                 line=line)
             turns = row["turns"]
             if isinstance(turns, str):  # CSV and some exports keep the list as JSON text
                 try:
@@ -114,10 +114,8 @@ def load_prompt_file(path: str | Path, *, split: str = "validation", limit: int 
     """Prompts from a JSONL/CSV/parquet file or a saved dataset folder (a run's `curated/` takes `split`).
     Rows need `prompt`; `label` (harmful/benign, default harmful), `domain`, `group`, `id` and `locale` are
     optional. Full corpus records (a curated split) keep their domain, strategy and locale."""
-    from psychosafe.pipelines.seeds import _rows
-
     path = Path(path)
-    name, rows = _rows(SeedSource(path=str(path), split=split))
+    name, rows = read_rows(SeedSource(path=str(path), split=split))
     taxonomy = default_taxonomy()
     records = []
     for line, row, problem in rows:

@@ -2,14 +2,23 @@
 test, with and without a LoRA adapter, and as the judge), real datasets on disk, the real CLI for compare."""
 
 import json
-import time
 
 import datasets
 import pytest
 from typer.testing import CliRunner
 
-from psychosafe.eval import EVAL_FEATURES, EvalConfig, eval_folder, generate_run, judge_run, load_eval, load_prompt_file
 from psychosafe.core.config import LLMConfig
+from psychosafe.eval import (
+    EVAL_FEATURES,
+    EvalConfig,
+    eval_folder,
+    generate_run,
+    judge_run,
+    load_eval,
+    load_prompt_file,
+    overall_quality,
+    string_match_class,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +55,8 @@ def evals(tmp_path_factory, zero_adapter):
     path.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
     records = load_prompt_file(path)
     small = LLMConfig(backend="embedded", max_new_tokens=16, temperature=0, batch_size=4, seed=3)
-    judge = LLMConfig(backend="embedded", max_new_tokens=40, temperature=0, batch_size=4, seed=3)
+    # the judge of configs/eval.yaml: held to the rubric's schema, its answers parse (README)
+    judge = LLMConfig(backend="embedded", max_new_tokens=96, temperature=0, batch_size=4, seed=3)
     v0 = EvalConfig(generator=small, judges=[judge], judge_retries=0, variant="v0", bootstrap_resamples=200)
     v1 = v0.model_copy(update={"variant": "v1"})
     run = base / "run"
@@ -95,21 +105,19 @@ def test_judge_counts_every_row_honestly(evals):
     counts = manifest["stages"]["judge"]["counts"]
     rejected = [json.loads(x) for x in (a.path / "rejected" / "judge.jsonl").read_text().splitlines()]
     scored = [r for r in judged if r.scores.judge_model]
-    assert counts["in"] == len(PROMPTS) == len(judged)
-    assert counts["kept"] == len(scored) and counts["rejected"] == len(rejected) == len(PROMPTS) - len(scored)
+    assert counts["in"] == len(PROMPTS) == len(judged) == len(scored)  # every verdict parsed, none set aside
+    assert (counts["kept"], counts["rejected"], rejected) == (len(PROMPTS), 0, [])
     (per_judge,) = counts["judges"].values()
-    assert per_judge["parsed_first_try"] + per_judge["unparseable"] == len(PROMPTS) - counts["empty_response"]
-    for r in rejected:
-        assert r["stage"] == "judge" and r["reason"]
+    assert (per_judge["parsed_first_try"], per_judge["unparseable"]) == (len(PROMPTS), 0)
     for r in judged:  # rule-based checks and the string-match class are filled for every row
-        assert r.checks.is_refusal is not None and r.string_match in ("full_compliance", "full_refusal")
-        if r.scores.judge_model:
-            assert (r.scores.refusal is not None) == (r.label == "harmful")
-        else:
-            assert r.scores.refusal is None and r.scores.compliance is None
+        assert r.checks.is_refusal is not None and r.string_match == string_match_class(r.response)
+        if r.label == "harmful":  # the four criteria
+            assert overall_quality(r.scores) is not None and r.scores.compliance is None
+        else:  # the compliance class
+            assert r.scores.refusal is None and r.scores.compliance is not None
     summary = json.loads((a.path / "summary.json").read_text())
-    assert summary["checked"] and summary["judged"] == bool(scored) and summary["judges"] == ["embedded/SmolLM2-135M-Instruct"]
-    assert summary["set_aside"].get("judge", 0) == len(rejected)
+    assert summary["checked"] and summary["judged"] and summary["judges"] == ["embedded/SmolLM2-135M-Instruct"]
+    assert summary["rubric"]["n_harmful"] == 3 and summary["set_aside"].get("judge", 0) == 0
     assert "## Judge" in (a.path / "report.md").read_text()
 
 
@@ -121,20 +129,40 @@ def test_compare_from_the_command_line(evals):
     result = CliRunner().invoke(app, ["eval", "compare", str(a.path), str(b.path), "--out", str(out)])
     assert result.exit_code == 0, result.output
     s = json.loads((out / "summary.json").read_text())
-    ja, jb = load_eval(a.path / "judged"), load_eval(b.path / "judged")
-    both = {r.id for r in ja if r.label == "harmful" and r.scores.grounding is not None} & {
-        r.id for r in jb if r.label == "harmful" and r.scores.grounding is not None}
-    assert s["counts"]["common"] == len(PROMPTS) and s["counts"]["harmful_scored_in_both"] == len(both)
-    assert s["criteria"]["overall_quality"]["n"] == len(both)
+    ja = {r.id: r for r in load_eval(a.path / "judged")}
+    jb = {r.id: r for r in load_eval(b.path / "judged")}
+    harmful = [i for i, r in ja.items() if r.label == "harmful"]
+    assert all(overall_quality(ja[i].scores) is not None and overall_quality(jb[i].scores) is not None
+               for i in harmful)  # every harmful prompt was scored in both folders, so all three are paired
+    assert s["counts"] == {"a": 4, "b": 4, "common": 4, "only_in_a": 0, "only_in_b": 0, "harmful_scored_in_both": 3}
+    q = s["criteria"]["overall_quality"]
+    assert q["n"] == 3
+    assert q["base"] == pytest.approx(sum(overall_quality(ja[i].scores) for i in harmful) / 3)
+    assert q["new"] == pytest.approx(sum(overall_quality(jb[i].scores) for i in harmful) / 3)
+    references = s["criteria"]["references"]
+    assert (references["n"], references["base"], references["new"]) == (
+        3, pytest.approx(sum(ja[i].scores.references for i in harmful) / 3),
+        pytest.approx(sum(jb[i].scores.references for i in harmful) / 3))
+    (helped,) = [i for i in ja if i not in harmful]
+    benign = s["benign_full_compliance"]
+    assert (benign["n"], benign["base"], benign["new"]) == (1, float(ja[helped].scores.compliance == "full_compliance"),
+                                                            float(jb[helped].scores.compliance == "full_compliance"))
+    assert "n = 3" in result.output
     assert "Overall refusal quality" in (out / "report.md").read_text() and (out / "criteria.png").is_file()
 
 
-def test_rerun_resumes_without_generating(evals):
+def test_rerun_resumes_without_generating(evals, monkeypatch):
+    import psychosafe.pipelines.persist
+
+    def no_pipeline(*args, **kwargs):
+        raise AssertionError("a pipeline was built although every batch was persisted")
+
     records, v0, a, _ = evals
     before = load_eval(a.path / "generated")
-    start = time.perf_counter()
+    monkeypatch.setattr(psychosafe.pipelines.persist, "Pipeline", no_pipeline)
     generate_run(records, v0, a, progress=False)
-    assert time.perf_counter() - start < 10  # every batch was persisted: no pipeline runs
+    counts = json.loads((a.path / "manifest.json").read_text())["stages"]["generate"]["counts"]
+    assert (counts["generated_now"], counts["resumed_from_batches"]) == (0, len(PROMPTS))
     assert [r.response for r in load_eval(a.path / "generated")] == [r.response for r in before]
 
 
@@ -153,7 +181,7 @@ def test_sorry_bench_from_local_data_on_the_command_line(tmp_path):
     folder = tmp_path / "run" / "eval" / "sorry-bench-v0"
     rows = load_eval(folder / "judged")
     assert [r.id for r in rows] == ["sorry-1-base", "sorry-3-base", "sorry-5-base"]
-    assert all(r.string_match in ("full_compliance", "full_refusal") for r in rows)
+    assert all(r.string_match == string_match_class(r.response) for r in rows)
     s = json.loads((folder / "summary.json").read_text())["sorry_bench"]["string_match"]
     assert s["n"] == 3 and set(s["categories"]) == {"1", "2", "10"}
     expected = sum(r.string_match != "full_refusal" for r in rows) / 3

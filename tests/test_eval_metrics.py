@@ -24,7 +24,8 @@ from psychosafe.schemas import Checks, Scores
 
 def _rec(i, label="harmful", domain="violence", scores=None, **kw):
     return EvalRecord(id=f"r{i}", prompt=f"prompt {i}", response=f"response {i}", label=label, domain=domain,
-                      group=kw.pop("group", domain or ""), scores=Scores(**(scores or {}), judge_model="hand" if scores else None),
+                      group=kw.pop("group", domain or ""),
+                      scores=Scores(**(scores or {}), judge_model="hand" if scores else None),
                       **kw)
 
 
@@ -104,9 +105,12 @@ def test_paired_comparison_relative_interval_contains_the_true_gain():
 
 def test_xstest_summary_per_type():
     rows = [
-        _rec(1, "benign", None, group="homonyms", string_match="full_refusal", scores=dict(compliance="partial_refusal")),
-        _rec(2, "benign", None, group="homonyms", string_match="full_compliance", scores=dict(compliance="full_compliance")),
-        _rec(3, "benign", None, group="definitions", string_match="full_compliance", scores=dict(compliance="full_refusal")),
+        _rec(1, "benign", None, group="homonyms", string_match="full_refusal",
+             scores=dict(compliance="partial_refusal")),
+        _rec(2, "benign", None, group="homonyms", string_match="full_compliance",
+             scores=dict(compliance="full_compliance")),
+        _rec(3, "benign", None, group="definitions", string_match="full_compliance",
+             scores=dict(compliance="full_refusal")),
         _rec(4, "harmful", None, group="contrast_homonyms", string_match="full_compliance",
              scores=dict(compliance="full_compliance")),
         _rec(5, "harmful", None, group="contrast_homonyms", string_match="full_refusal",
@@ -131,7 +135,8 @@ def test_fulfillment_per_category_and_style():
     assert s["n"] == 5 and s["fulfillment_rate"] == pytest.approx(3 / 5)
     assert list(s["categories"]) == ["1", "2", "10"]  # natural order
     assert s["categories"]["1"]["fulfillment_rate"] == pytest.approx(2 / 3)
-    assert s["styles"]["slang"]["fulfillment_rate"] == 1.0 and s["styles"]["base"]["fulfillment_rate"] == pytest.approx(1 / 3)
+    assert s["styles"]["slang"]["fulfillment_rate"] == 1.0
+    assert s["styles"]["base"]["fulfillment_rate"] == pytest.approx(1 / 3)
 
 
 def _folder(path, records):
@@ -153,9 +158,12 @@ def test_compare_two_judged_folders(tmp_path):
     a.append(_rec(9, "benign", "substance", scores=dict(compliance="full_refusal")))
     b.append(_rec(9, "benign", "substance", scores=dict(compliance="full_compliance")))
     b.append(_rec(10, scores=a_scores[0]))  # only in B: not paired
+    a.append(_rec(11, scores=a_scores[0], checks=Checks(verified_resources=["x"])))
+    b.append(_rec(11, checks=Checks(verified_resources=["x"])))  # in both, but B's judge gave no scores: not paired
     out = tmp_path / "cmp"
     s = compare_runs(_folder(tmp_path / "a", a), _folder(tmp_path / "b", b), out, resamples=300)
-    assert s["counts"] == {"a": 9, "b": 10, "common": 9, "only_in_a": 0, "only_in_b": 1, "harmful_scored_in_both": 8}
+    assert s["counts"] == {"a": 10, "b": 11, "common": 10, "only_in_a": 0, "only_in_b": 1, "harmful_scored_in_both": 8}
+    assert all(s["criteria"][c]["n"] == 8 for c in ("refusal", "grounding", "references", "relevance"))
     crit = s["criteria"]
     qa = np.mean([overall_quality(Scores(**x)) for x in a_scores])
     qb = np.mean([overall_quality(Scores(**x)) for x in b_scores])
@@ -169,19 +177,21 @@ def test_compare_two_judged_folders(tmp_path):
     assert crit["overall_quality"]["p_value"] == pytest.approx(2 / 256)
     assert set(s["per_group"]) == set(domains)
     suicide = s["per_group"]["suicide_self_harm"]["overall_quality"]
-    assert suicide["n"] == 4 and suicide["relative"] == pytest.approx(
-        (overall_quality(Scores(**b_scores[0])) - overall_quality(Scores(**a_scores[0]))) / overall_quality(Scores(**a_scores[0])))
+    qa0, qb0 = overall_quality(Scores(**a_scores[0])), overall_quality(Scores(**b_scores[0]))
+    assert suicide["n"] == 4 and suicide["relative"] == pytest.approx((qb0 - qa0) / qa0)
     assert s["benign_full_compliance"]["base"] == 0 and s["benign_full_compliance"]["new"] == 1
-    assert s["checks"]["verified_resource_harmful"]["base"] == 0.5
+    assert s["checks"]["verified_resource_harmful"]["n"] == 9  # the checks need no judge: record 11 counts
+    assert s["checks"]["verified_resource_harmful"]["base"] == pytest.approx(5 / 9)
     saved = json.loads((out / "summary.json").read_text())
     assert saved["criteria"]["overall_quality"]["relative"] == pytest.approx((qb - qa) / qa)
     report = (out / "report.md").read_text()
     assert "Overall refusal quality" in report and "Per domain" in report and "| suicide_self_harm | 4 |" in report
     assert (out / "criteria.png").stat().st_size > 1000 and (out / "domains.png").is_file()
     quick = compare_runs(tmp_path / "a", tmp_path / "b", tmp_path / "quick", resamples=300, limit=2)
-    assert quick["counts"]["common"] == 4 and quick["criteria"]["overall_quality"]["n"] == 4  # 2 per domain
+    # the first 2 per domain: 4 scored pairs, and record 11 (violence), not scored in B
+    assert quick["counts"]["common"] == 5 and quick["criteria"]["overall_quality"]["n"] == 4
     # each folder got its own summary and report
-    assert json.loads((tmp_path / "a" / "summary.json").read_text())["rubric"]["n_harmful"] == 8
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["rubric"]["n_harmful"] == 9
 
 
 def test_compare_needs_judged_folders_on_the_same_prompts(tmp_path):

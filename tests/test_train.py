@@ -5,8 +5,8 @@ import json
 import datasets
 import pytest
 
-from psychosafe.errors import InputError
 from psychosafe.core.runs import RunFolder
+from psychosafe.errors import InputError
 from psychosafe.schemas import Checks, Record, record_id, records_to_dataset
 from psychosafe.train import TrainConfig, load_train_config, prompt_messages, train_run, training_data
 
@@ -60,14 +60,17 @@ def make_run(tmp_path, *, splits=None, reasoning=False):
     return run
 
 
-def tiny_config(examples: int | None = None, **training) -> TrainConfig:
+def tiny_config(examples: int | None = None, method: str = "sft", **training) -> TrainConfig:
     """The shipped CPU config, shrunk: one batch of 2 x 64 tokens (a step of SmolLM2-135M is ~1e11 FLOPs), a high
-    learning rate so that a few steps show."""
+    learning rate so that a few steps show. `training` takes TRL's field names."""
     config = load_train_config().model_dump()
+    config["method"] = method
     config["data"] |= {"system_prompt": "v0", "max_examples": examples}  # the PsychoSafe prompt is ~250 tokens
-    config["training"] |= {"max_length": 64, "per_device_batch_size": 2, "gradient_accumulation_steps": 1,
-                           "learning_rate": 3e-3, "lr_scheduler": "constant", "warmup": 0, "logging_steps": 1,
-                           "max_steps": 4} | training
+    config["training"] |= {"max_length": 64, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
+                           "learning_rate": 3e-3, "lr_scheduler_type": "constant", "warmup_steps": 0,
+                           "logging_steps": 1, "max_steps": 4} | training
+    if method == "dpo":
+        config["training"].pop("packing")  # an SFTConfig field
     return TrainConfig.model_validate(config)
 
 
@@ -80,7 +83,7 @@ def test_conversations_use_the_chosen_system_prompt_and_reasoning(tmp_path):
     data = training_data(run.curated, config.data)
     first = data.train[0]
     assert first["prompt"][0]["role"] == "system" and "Safety Planning Intervention" in first["prompt"][0]["content"]
-    assert "988" in first["prompt"][0]["content"]  # the directory's resources, via pipelines.templates
+    assert "988" in first["prompt"][0]["content"]  # the directory's resources, via psychosafe.core.prompts
     assert first["prompt"][-1] == {"role": "user", "content": HARMFUL[0][2]}
     assert first["completion"][0]["content"].startswith("<think>\nThe person may be at risk")
     assert not data.train[1]["completion"][0]["content"].startswith("<think>")
@@ -113,13 +116,92 @@ def test_left_out_records_are_counted_with_the_reason(tmp_path):
 
 # -- errors, before anything heavy loads -------------------------------------------------------------
 
-def test_unknown_config_key_names_file_and_field(write):
-    path = write("train.yaml", "model: {base: embedded}\ntraining: {epocs: 3}\n")
+def test_unknown_training_field_names_file_field_and_the_closest_trl_name(write):
+    path = write("train.yaml", "model: {base: embedded}\ntraining: {epocs: 3, per_device_train_batch_size: 0}\n")
     with pytest.raises(InputError) as err:
         load_train_config(path)
-    assert str(path) in str(err.value) and "training.epocs: Extra inputs are not permitted" in str(err.value)
-    with pytest.raises(InputError, match="with command-line options.*max_steps.*greater than 0"):
+    assert str(err.value) == (f"{path}: training.epocs: not a field of TRL's SFTConfig; did you mean "
+                              "`num_train_epochs`? (got 3); training.per_device_train_batch_size: Input should be "
+                              "greater than 0 (got 0)")
+    with pytest.raises(InputError, match="with command-line options.*max_steps: expected a number of steps greater "
+                                         "than 0"):
         load_train_config(None, max_steps=0)
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ("training: {lr_scheduler: cosine}", "training.lr_scheduler: not a field of TRL's SFTConfig; did you mean "
+                                         "`lr_scheduler_type`?"),
+    ("training: {gradient_acumulation_steps: 2}", "did you mean `gradient_accumulation_steps`?"),
+    ("training: {beta: 0.1}", "training.beta: a field of TRL's DPOConfig (method: dpo), not of its SFTConfig"),
+    ("method: dpo\ntraining: {packing: true}", "training.packing: a field of TRL's SFTConfig (method: sft), not of "
+                                               "its DPOConfig"),
+    ("training: {output_dir: /tmp/x}", "training.output_dir: set by psychosafe, not in the training block"),
+    ("training: {precision: bf16}", "training.precision: not a field of TRL's SFTConfig; set `bf16: true`"),
+    ("training: {learning_rate: fast}", "training.learning_rate: Input should be a valid number"),
+    ("training: {lr_scheduler_type: cosin}", "training: TRL's SFTConfig refused it: cosin is not a valid "
+                                             "SchedulerType"),
+])
+def test_training_block_is_checked_against_trls_config_class(write, block, message):
+    path = write("train.yaml", block + "\n")
+    with pytest.raises(InputError) as err:
+        load_train_config(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+
+
+def test_training_block_reaches_trl_as_written_over_trls_defaults(write):
+    from trl import DPOConfig, SFTConfig
+
+    from psychosafe.train.config import DEFAULTS
+
+    path = write("train.yaml", "training:\n  num_train_epochs: 2\n  learning_rate: 1e-4\n  lr_scheduler_type: cosine\n"
+                               "  warmup_steps: 0.1\n  save_total_limit: 5\n  weight_decay: 0.01\n")
+    config = load_train_config(path)
+    assert config.training["learning_rate"] == 1e-4  # YAML reads 1e-4 as text; TRL's field is a float
+    args = config.trl_config("out", has_eval=False)
+    assert isinstance(args, SFTConfig)
+    assert (args.num_train_epochs, args.learning_rate, args.lr_scheduler_type.value, args.warmup_steps,
+            args.weight_decay) == (2, 1e-4, "cosine", 0.1, 0.01)
+    assert args.save_total_limit == 5  # the file wins over psychosafe's default (2)
+    assert (args.report_to, args.disable_tqdm, args.completion_only_loss) == ([], True, True)  # psychosafe's defaults
+    assert args.per_device_train_batch_size == SFTConfig.per_device_train_batch_size  # TRL's default
+    assert args.per_device_eval_batch_size == args.per_device_train_batch_size
+    assert args.max_length == SFTConfig.max_length and args.eval_strategy.value == "no"
+    assert (args.bf16, args.fp16, args.output_dir) == (False, False, "out")
+    dpo = TrainConfig.model_validate({"method": "dpo", "training": {"beta": 0.2, "loss_type": ["ipo"]}})
+    args = dpo.trl_config("out", has_eval=True, precision="fp32")
+    assert isinstance(args, DPOConfig) and (args.beta, args.loss_type) == (0.2, ["ipo"])
+    assert "completion_only_loss" not in DEFAULTS["dpo"] and args.learning_rate == DPOConfig.learning_rate
+
+
+def test_precision_is_trls_flags_or_auto():
+    from psychosafe.train.model import precision
+
+    assert precision({"bf16": True}) == "bf16" and precision({"fp16": True}) == "fp16"
+    assert precision({"bf16": False}) == "fp32"
+    assert precision({}) == "fp32"  # auto, on a machine without a CUDA GPU
+    assert precision({"fp16": False}) == "fp32"
+    args = TrainConfig().trl_arguments("out", has_eval=True, precision="bf16")
+    assert (args["bf16"], args["fp16"]) == (True, False)
+
+
+def test_every_shipped_training_config_loads():
+    from psychosafe.core.config import CONFIGS_DIR
+
+    methods = {path.name: load_train_config(path).method for path in sorted(CONFIGS_DIR.glob("train-*.yaml"))
+               if "accelerate" not in path.name}  # train-accelerate-fsdp.yaml is accelerate's own file
+    assert methods == {"train-dpo.yaml": "dpo", "train-lora.yaml": "sft", "train-qwen3.5-27b.yaml": "sft"}
+
+
+def test_resume_off_clears_the_checkpoints(tmp_path):
+    from psychosafe.train.run import _checkpoint_to_resume
+
+    folder = tmp_path / "checkpoints"
+    assert _checkpoint_to_resume(folder, "k1") is None
+    (folder / "checkpoint-2").mkdir()
+    assert _checkpoint_to_resume(folder, "k1") == str(folder / "checkpoint-2")
+    assert _checkpoint_to_resume(folder, "k1", resume=False) is None and not (folder / "checkpoint-2").exists()
+    (folder / "checkpoint-3").mkdir()
+    assert _checkpoint_to_resume(folder, "k2") is None  # another config: its checkpoints are not resumed
 
 
 def test_missing_base_model_and_missing_train_split_fail_clearly(tmp_path):
@@ -143,7 +225,7 @@ def test_missing_base_model_and_missing_train_split_fail_clearly(tmp_path):
 
 def test_dry_run_plans_without_training(tmp_path):
     run = make_run(tmp_path)
-    result = train_run(tiny_config(max_steps=None, epochs=2), run.path, dry_run=True)
+    result = train_run(tiny_config(max_steps=-1, num_train_epochs=2), run.path, dry_run=True)
     plan = result.plan
     assert (plan.train_examples, plan.eval_examples, plan.steps_per_epoch, plan.total_steps) == (6, 2, 3, 6)
     # LoRA r=8 on the 7 projections of SmolLM2-135M's 30 layers (hidden 576, kv 192, MLP 1536)
@@ -193,7 +275,10 @@ def test_sft_lowers_the_loss_saves_an_adapter_that_changes_generation(tmp_path):
     result = train_run(tiny_config(examples=2, max_steps=4), run.path)  # the same batch each step
     s = result.summary
     assert s["steps"] == 4 and s["final_train_loss"] < 0.8 * s["first_train_loss"]
-    assert s["eval_loss"] is not None and s["train_tokens"] > 0 and s["tokens_per_second"] > 0
+    assert s["eval_loss"] is not None
+    # 4 steps over the same batch: the two examples' tokens (clipped to max_length) four times
+    assert s["train_tokens"] == 4 * result.plan.tokens["total"]
+    assert s["tokens_per_second"] == round(s["train_tokens"] / s["train_seconds"], 2)
     out = result.output
     for name in ("config.yaml", "plan.json", "log.jsonl", "loss.png", "summary.json", "README.md"):
         assert (out / name).is_file(), name
@@ -221,7 +306,7 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
     config.outputs.keep_checkpoints, config.data.eval_split = True, None
     first = train_run(config, run.path)
     assert (first.output / "checkpoints" / "checkpoint-2").is_dir()
-    config.training.max_steps = 3  # the step budget may change; the rest of the config must not
+    config.training["max_steps"] = 3  # the step budget may change; the rest of the config must not
     again = train_run(config, run.path)
     assert again.summary["steps"] == 3 and again.summary["resumed_from"].endswith("checkpoint-2")
     logged = [json.loads(line)["step"] for line in (again.output / "log.jsonl").read_text().splitlines()]
@@ -231,13 +316,13 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_dpo_runs_a_step_with_baseline_as_rejected(tmp_path):
     run = make_run(tmp_path)
-    config = TrainConfig.model_validate(tiny_config(examples=1, max_steps=1, per_device_batch_size=1).model_dump()
-                                        | {"method": "dpo"})
+    config = tiny_config(examples=1, method="dpo", max_steps=1, per_device_train_batch_size=1)
     config.data.eval_split, config.outputs.merge = None, True
     result = train_run(config, run.path)
     assert result.summary["steps"] == 1 and result.plan.train_examples == 1
     logged = [json.loads(line) for line in (result.output / "log.jsonl").read_text().splitlines()]
-    assert any("rewards/chosen" in entry or "rewards/margins" in entry for entry in logged)
+    step = next(entry for entry in logged if "loss" in entry)
+    assert step["rewards/margins"] == pytest.approx(step["rewards/chosen"] - step["rewards/rejected"], abs=1e-6)
     assert (result.adapter / "adapter_config.json").is_file()
 
     # the merged folder is a plain model that computes what base + adapter computes
@@ -267,8 +352,8 @@ def test_paper_config_targets_every_projection_of_a_qwen3_5_model(tmp_path):
 
     config = load_train_config(CONFIGS_DIR / "train-qwen3.5-27b.yaml")
     t = config.training
-    assert (config.model.base, t.learning_rate, t.lr_scheduler, t.epochs, t.max_length) == (
-        "Qwen/Qwen3.5-27B", 1e-4, "cosine", 5, 4096)
+    assert (config.model.base, t["learning_rate"], t["lr_scheduler_type"], t["num_train_epochs"], t["max_length"],
+            t["bf16"]) == ("Qwen/Qwen3.5-27B", 1e-4, "cosine", 5, 4096, True)
     assert config.lora.target_modules == ATTENTION_AND_MLP
     Qwen3_5Config(text_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
                                    num_key_value_heads=2, head_dim=16, vocab_size=1000, linear_num_key_heads=2,
@@ -291,7 +376,7 @@ def test_cli_prints_the_plan_and_user_errors_without_traceback(tmp_path, write):
     cli = [sys.executable, "-m", "psychosafe.cli", "train", "--run-dir", str(run.path)]
     done = subprocess.run(cli + ["--dry-run", "--max-steps", "3"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "dry run: nothing trained" in done.stdout and "max_steps 3 overrides epochs" in done.stdout
+    assert "dry run: nothing trained" in done.stdout and "max_steps 3 overrides num_train_epochs" in done.stdout
     assert not run.train.exists()
     bad = write("bad.yaml", "lora: {rank: 8}\n")
     done = subprocess.run(cli + ["--config", str(bad)], capture_output=True, text=True, timeout=300)

@@ -1,9 +1,9 @@
 """Training: LoRA fine-tuning with TRL (SFT, or DPO against the generic baseline) and PEFT on a curated run."""
 
-from .config import DEFAULT_TRAIN_CONFIG, TrainConfig, load_train_config
-from .data import TrainingData, assistant_message, load_curated, prompt_messages, training_data
 from psychosafe.core.adapters import load_trained
 
+from .config import DEFAULT_TRAIN_CONFIG, TrainConfig, load_train_config
+from .data import TrainingData, assistant_message, load_curated, prompt_messages, training_data
 from .model import count_lora_parameters, resolve_base_model
 from .plan import TrainPlan, build_plan
 from .run import TrainResult, train_run

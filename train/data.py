@@ -13,9 +13,9 @@ from pathlib import Path
 
 import datasets
 
-from psychosafe.errors import InputError
 from psychosafe.core.prompts import prompt_messages
 from psychosafe.curation.usable import BLOCKS, blocking_reasons
+from psychosafe.errors import InputError
 from psychosafe.schemas import Record, default_taxonomy, row_to_record
 
 from .config import DataSettings, PreferenceSettings

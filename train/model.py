@@ -6,9 +6,10 @@ import importlib.util
 import re
 from pathlib import Path
 
+from psychosafe.core.backends.embedded import ensure_smollm2
 from psychosafe.errors import InputError, PsychosafeError
 
-from .config import EMBEDDED_MODEL, LoraSettings, ModelSettings, TrainingSettings
+from .config import EMBEDDED_MODEL, LoraSettings, ModelSettings
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -16,8 +17,6 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 def resolve_base_model(settings: ModelSettings, *, config_file: str | Path = "train config") -> str:
     """A local folder or a hub id that has a model config; checked by reading only config.json."""
     if settings.base == EMBEDDED_MODEL:
-        from psychosafe.core.backends.embedded import ensure_smollm2
-
         try:
             return str(ensure_smollm2())
         except PsychosafeError as exc:
@@ -59,15 +58,22 @@ def use_4bit(settings: ModelSettings, *, config_file: str | Path = "train config
     return settings.quantization == "4bit" or (settings.quantization == "auto" and possible)
 
 
-def precision(training: TrainingSettings) -> str:
-    if training.precision != "auto":
-        return training.precision
+def precision(training: dict) -> str:
+    """The training block's TRL flags: bf16 or fp16 when it sets one, fp32 when it turns bf16 off; auto when it
+    names neither (psychosafe's choice: bf16 on a GPU that has it, fp32 otherwise, where TRL would default to bf16
+    everywhere and fail on a CPU)."""
+    if training.get("bf16"):
+        return "bf16"
+    if training.get("fp16"):
+        return "fp16"
+    if "bf16" in training:
+        return "fp32"
     import torch
 
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
 
 
-def torch_dtype(settings: ModelSettings, training: TrainingSettings):
+def torch_dtype(settings: ModelSettings, training: dict):
     import torch
 
     if settings.dtype != "auto":
@@ -75,18 +81,17 @@ def torch_dtype(settings: ModelSettings, training: TrainingSettings):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision(training), torch.float32)
 
 
-def model_init_kwargs(settings: ModelSettings, training: TrainingSettings, *, quantized: bool) -> dict:
+def model_init_kwargs(settings: ModelSettings, training: dict, *, quantized: bool) -> dict:
     kwargs: dict = {"dtype": torch_dtype(settings, training), "revision": settings.revision,
                     "trust_remote_code": settings.trust_remote_code}
     if settings.attn_implementation:
         kwargs["attn_implementation"] = settings.attn_implementation
     if quantized:
         import torch
+        from accelerate import PartialState
         from transformers import BitsAndBytesConfig
 
         compute = torch.bfloat16 if precision(training) == "bf16" else torch.float16
-        from accelerate import PartialState
-
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=compute)
@@ -102,7 +107,7 @@ def lora_config(settings: LoraSettings):
                       target_modules=settings.target_modules, bias=settings.bias, task_type="CAUSAL_LM")
 
 
-def load_base_model(model: str, settings: ModelSettings, training: TrainingSettings, *, quantized: bool):
+def load_base_model(model: str, settings: ModelSettings, training: dict, *, quantized: bool):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(model, **model_init_kwargs(settings, training, quantized=quantized))
@@ -119,7 +124,8 @@ def load_tokenizer(model: str, settings: ModelSettings):
     return tokenizer
 
 
-def count_lora_parameters(model: str, settings: ModelSettings, lora: LoraSettings) -> tuple[int, int]:
+def count_lora_parameters(model: str, settings: ModelSettings, lora: LoraSettings, *,
+                          config_file: str | Path = "train config") -> tuple[int, int]:
     """(trainable, total) parameters with the adapter, on the meta device: no weights are read, so a dry run
     of a 27B model costs nothing."""
     import torch
@@ -132,5 +138,5 @@ def count_lora_parameters(model: str, settings: ModelSettings, lora: LoraSetting
     try:
         peft_model = get_peft_model(skeleton, lora_config(lora))
     except ValueError as exc:  # target modules that the model does not have
-        raise InputError("train config", str(exc).splitlines()[0], where="lora.target_modules") from None
+        raise InputError(config_file, str(exc).splitlines()[0], where="lora.target_modules") from None
     return peft_model.get_nb_trainable_parameters()

@@ -1,11 +1,11 @@
-"""What a training run leaves in <run>/train/: the log and loss curve, the model card, the merged model."""
+"""What a training run leaves in <run>/train/: the log, the loss curve and the model card."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from psychosafe import __version__
+from psychosafe.core.io import write_jsonl_atomic
 
 from .config import TrainConfig
 from .plan import TrainPlan
@@ -13,8 +13,7 @@ from .plan import TrainPlan
 
 def write_log(log_history: list[dict], path: Path) -> Path:
     """The Trainer's log history, one JSON object per logged step."""
-    path.write_text("".join(json.dumps(entry) + "\n" for entry in log_history), encoding="utf-8")
-    return path
+    return write_jsonl_atomic(path, log_history)
 
 
 def loss_points(log_history: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -44,11 +43,28 @@ def plot_loss(log_history: list[dict], path: Path, *, title: str) -> Path:
 
 def model_card(config: TrainConfig, plan: TrainPlan, summary: dict) -> str:
     """A short card: what was trained on which run, how, and how to load it."""
-    lora, t = config.lora, config.training
+    lora, t = config.lora, plan.schedule
     targets = lora.target_modules if isinstance(lora.target_modules, str) else ", ".join(lora.target_modules)
     method = {"sft": "supervised fine-tuning (loss on the assistant turn)",
               "dpo": "DPO: the PsychoSafe response chosen over the generic-prompt baseline"}[config.method]
+    trl_class = {"sft": "SFTConfig", "dpo": "DPOConfig"}[config.method]
     eval_loss = summary.get("eval_loss")
+    qlora = "; base loaded in 4-bit (QLoRA)" if plan.quantization == "4bit" else ""
+    validation = f", validation loss {eval_loss:.4f}" if eval_loss is not None else ""
+    final = summary.get("final_train_loss")
+    facts = [
+        f"**Dataset run**: `{plan.dataset_run}` ({plan.dataset}); {plan.train_examples} training and "
+        f"{plan.eval_examples} validation conversations.",
+        f"**System prompt during training**: `{plan.system_prompt}` — give the model the same variant at inference.",
+        f"**LoRA**: r {lora.r}, alpha {lora.alpha}, dropout {lora.dropout}, on {targets}{qlora}.",
+        f"**Schedule** (TRL's {trl_class}): learning_rate {t['learning_rate']:g} ({t['lr_scheduler_type']}, "
+        f"warmup_steps {t['warmup_steps']:g}), {summary['steps']} steps, effective batch {plan.effective_batch}, "
+        f"max_length {t['max_length']}, packing {'on' if t.get('packing') else 'off'}, {plan.precision}, "
+        f"seed {t['seed']}.",
+        f"**Result**: final train loss {'–' if final is None else f'{final:.4f}'}{validation}; "
+        f"{summary['train_tokens']:,} tokens in {summary['train_seconds']:.0f} s.",
+    ]
+    bullets = "\n".join(f"- {fact}" for fact in facts)
     return f"""---
 base_model: {plan.base_model}
 library_name: peft
@@ -60,11 +76,7 @@ tags: [psychosafe, lora, {config.method}, safety, refusals]
 
 A LoRA adapter for `{plan.base_model}`, trained with psychosafe {__version__} by {method}.
 
-- **Dataset run**: `{plan.dataset_run}` ({plan.dataset}); {plan.train_examples} training and {plan.eval_examples} validation conversations.
-- **System prompt during training**: `{plan.system_prompt}` — give the model the same variant at inference.
-- **LoRA**: r {lora.r}, alpha {lora.alpha}, dropout {lora.dropout}, on {targets}{"; base loaded in 4-bit (QLoRA)" if plan.quantization == "4bit" else ""}.
-- **Schedule**: lr {t.learning_rate:g} ({t.lr_scheduler}, warmup {t.warmup:g}), {summary["steps"]} steps, effective batch {plan.effective_batch}, max length {t.max_length}, packing {"on" if t.packing else "off"}, {plan.precision}, seed {t.seed}.
-- **Result**: final train loss {summary.get("final_train_loss", float("nan")):.4f}{f", validation loss {eval_loss:.4f}" if eval_loss is not None else ""}; {summary["train_tokens"]:,} tokens in {summary["train_seconds"]:.0f} s.
+{bullets}
 
 Load it with `psychosafe eval generate --adapter <this folder>`, or `PeftModel.from_pretrained(base, "<this folder>")`.
 

@@ -9,12 +9,17 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from psychosafe.errors import InputError
 from psychosafe.core.runs import RunFolder
+from psychosafe.errors import InputError
 
 from .config import TrainConfig
 from .data import TrainingData, training_data
 from .model import count_lora_parameters, load_tokenizer, precision, resolve_base_model, use_4bit
+
+# The TRL settings a plan (and the model card) shows, as TRL resolved them.
+SCHEDULE = ("learning_rate", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps",
+            "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "packing", "optim", "seed",
+            "beta", "loss_type")
 
 
 @dataclass
@@ -39,6 +44,7 @@ class TrainPlan:
     trainable_parameters: int
     total_parameters: int
     world_size: int = 1
+    schedule: dict = field(default_factory=dict)  # TRL's resolved values of SCHEDULE
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -59,13 +65,17 @@ class TrainPlan:
             ("precision", self.precision),
             ("dataset", f"{self.dataset} (run {self.dataset_run})"),
             ("system prompt", self.system_prompt),
-            ("examples", f"{self.train_examples} train, {self.eval_examples} eval, {self.with_reasoning} with reasoning"),
+            ("examples", f"{self.train_examples} train, {self.eval_examples} eval, "
+                         f"{self.with_reasoning} with reasoning"),
             ("set aside", aside),
             ("tokens per example", f"mean {t['mean']:.0f}, max {t['max']}, {t['over_max_length']} over max_length "
                                    f"{t['max_length']} (truncated)"),
             ("sequences", f"{self.sequences}" + (" (packed)" if self.sequences != self.train_examples else "")),
             ("steps", f"{self.total_steps} ({self.steps_per_epoch} per epoch x {self.epochs:g} epochs, "
                       f"effective batch {self.effective_batch} on {self.world_size} process(es))"),
+            ("schedule", ", ".join(f"{k} {v}" for k, v in self.schedule.items()
+                                   if k not in ("num_train_epochs", "max_steps", "per_device_train_batch_size",
+                                                "gradient_accumulation_steps", "max_length"))),
             ("trainable parameters", f"{self.trainable_parameters:,} of {self.total_parameters:,} "
                                      f"({self.trainable_percent:.3f} %)"),
         ] + [("note", n) for n in self.notes]
@@ -110,38 +120,54 @@ def build_plan(config: TrainConfig, run: RunFolder, *, config_file: str | Path =
                                  config.dpo if config.method == "dpo" else None)
     tokenizer = load_tokenizer(base, config.model)
     prompt_lengths, lengths = zip(*example_lengths(data, tokenizer))
-    t = config.training
+    # TRL's resolved config: the training block over TRL's defaults (the precision flags do not change a count)
+    args = config.trl_config(run.train / "checkpoints", has_eval=data.eval is not None)
+    packing = getattr(args, "packing", False)  # SFT only
+    limit = args.max_length or max(lengths)  # None: TRL does not truncate
+    if packing and not args.max_length:
+        raise InputError(config_file, "packing needs a sequence length; set training.max_length",
+                         where="training.packing")
     # TRL truncates from the end: an example whose prompt alone fills max_length keeps no answer and is dropped
-    no_answer = sum(p >= t.max_length for p in prompt_lengths)
+    no_answer = sum(p >= limit for p in prompt_lengths)
     if no_answer == len(lengths):
-        raise InputError(config_file, f"{t.max_length} tokens do not reach the answer of any training example "
+        raise InputError(config_file, f"{limit} tokens do not reach the answer of any training example "
                                       f"(prompts take {min(prompt_lengths)}-{max(prompt_lengths)} tokens)",
                          where="training.max_length")
-    clipped = [min(n, t.max_length) for n in lengths]
-    sequences = packed_sequences(list(lengths), t.max_length) if t.packing else len(lengths) - no_answer
+    clipped = [min(n, limit) for n in lengths]
+    sequences = packed_sequences(list(lengths), limit) if packing else len(lengths) - no_answer
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    batches = math.ceil(sequences / (t.per_device_batch_size * world))
-    per_epoch = max(batches // t.gradient_accumulation_steps + int(batches % t.gradient_accumulation_steps > 0), 1)
-    total = t.max_steps or math.ceil(t.epochs * per_epoch)
-    trainable, total_params = count_lora_parameters(base, config.model, config.lora)
+    batches = math.ceil(sequences / (args.per_device_train_batch_size * world))
+    accumulation = args.gradient_accumulation_steps
+    per_epoch = max(batches // accumulation + int(batches % accumulation > 0), 1)
+    max_steps = args.max_steps if args.max_steps > 0 else None
+    total = max_steps or math.ceil(args.num_train_epochs * per_epoch)
+    trainable, total_params = count_lora_parameters(base, config.model, config.lora, config_file=config_file)
     notes = []
-    if t.max_steps:
-        notes.append(f"max_steps {t.max_steps} overrides epochs ({total / per_epoch:.2f} epochs of data)")
+    if max_steps:
+        notes.append(f"max_steps {max_steps} overrides num_train_epochs ({total / per_epoch:.2f} epochs of data)")
     if no_answer:
-        notes.append(f"{no_answer} example(s) keep no answer tokens within max_length {t.max_length}: TRL drops them")
-    if t.packing:
-        notes.append(f"packing: {len(lengths)} examples into {sequences} sequences of up to {t.max_length} tokens "
-                     f"({sum(clipped) / (sequences * t.max_length):.0%} filled)")
+        notes.append(f"{no_answer} example(s) keep no answer tokens within max_length {limit}: TRL drops them")
+    if packing:
+        notes.append(f"packing: {len(lengths)} examples into {sequences} sequences of up to {limit} tokens "
+                     f"({sum(clipped) / (sequences * limit):.0%} filled)")
+    if data.eval is None and args.eval_steps:
+        notes.append("no validation examples: evaluation is off")
     plan = TrainPlan(
         method=config.method, base_model=base, quantization="4bit" if quantized else "none",
-        precision=precision(t), system_prompt=config.data.system_prompt, dataset=str(data.source),
+        precision=precision(config.training), system_prompt=config.data.system_prompt, dataset=str(data.source),
         dataset_run=run.manifest().get("run_id", run.path.name), train_examples=len(data.train),
         eval_examples=len(data.eval) if data.eval is not None else 0, with_reasoning=data.with_reasoning,
         set_aside=data.set_aside,
         tokens={"mean": sum(lengths) / len(lengths), "max": max(lengths), "total": sum(clipped),
-                "over_max_length": sum(n > t.max_length for n in lengths), "no_answer": no_answer,
-                "max_length": t.max_length},
-        sequences=sequences, effective_batch=t.per_device_batch_size * t.gradient_accumulation_steps * world,
-        steps_per_epoch=per_epoch, total_steps=total, epochs=(total / per_epoch) if t.max_steps else t.epochs,
-        trainable_parameters=trainable, total_parameters=total_params, world_size=world, notes=notes)
+                "over_max_length": sum(n > limit for n in lengths), "no_answer": no_answer, "max_length": limit},
+        sequences=sequences, effective_batch=args.per_device_train_batch_size * accumulation * world,
+        steps_per_epoch=per_epoch, total_steps=total,
+        epochs=(total / per_epoch) if max_steps else args.num_train_epochs,
+        trainable_parameters=trainable, total_parameters=total_params, world_size=world,
+        schedule={name: _plain(getattr(args, name)) for name in SCHEDULE if hasattr(args, name)}, notes=notes)
     return plan, data
+
+
+def _plain(value):
+    """An enum (TRL's scheduler and optimizer names) as its value, for plan.json."""
+    return getattr(value, "value", value)

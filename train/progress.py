@@ -1,41 +1,36 @@
-"""A rich progress bar for the Trainer, in place of its tqdm bars: steps, the last loss, tokens seen."""
+"""Trainer callbacks: the project's progress bar in place of the Trainer's tqdm bars, and a token meter.
+(A callback subclasses transformers' TrainerCallback, so this module imports transformers at the top.)"""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import TrainerCallback
 
+from psychosafe.core.progress import ProgressBar, progress_bar
 
-class RichProgress(TrainerCallback):
-    def __init__(self, console: Console | None = None):
-        self.console = console or Console(stderr=True)
-        self.progress: Progress | None = None
-        self.task = None
+
+class TrainProgress(TrainerCallback):
+    """Optimizer steps done of the run's total, on the main process only (the loss goes to log.jsonl)."""
+
+    def __init__(self, show: bool = True):
+        self.show = show
+        self._stack = contextlib.ExitStack()
+        self._bar: ProgressBar | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if not state.is_world_process_zero:
-            return
-        self.progress = Progress(TextColumn("[bold]train[/bold]"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=self.console, transient=False)
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step, loss="")
+        if state.is_world_process_zero:
+            self._bar = self._stack.enter_context(progress_bar("train", state.max_steps, show=self.show,
+                                                               completed=state.global_step))
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.progress is not None:
-            self.progress.update(self.task, completed=state.global_step)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.progress is not None and logs and "loss" in logs:
-            self.progress.update(self.task, loss=f"loss {logs['loss']:.4f}")
+        if self._bar is not None:
+            self._bar.update(state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        self._stack.close()
+        self._bar = None
 
 
 class TokenMeter(TrainerCallback):

@@ -19,14 +19,16 @@ from typing import Callable
 
 import yaml
 
-from psychosafe.core.io import write_json_atomic
+from psychosafe.core.adapters import merge_adapter
+from psychosafe.core.io import write_json_atomic, write_text_atomic
 from psychosafe.core.runs import RunFolder
 
 from .config import TrainConfig
-from psychosafe.core.adapters import merge_adapter
-
+from .model import load_base_model, load_tokenizer, torch_dtype
 from .outputs import loss_points, model_card, plot_loss, write_log
 from .plan import TrainPlan, build_plan
+from .progress import TokenMeter
+from .trainers import build_trainer
 
 RESUME_KEY_FILE = "resume_key"
 
@@ -42,13 +44,14 @@ class TrainResult:
         return self.output / "adapter" if self.output else None
 
 
-def _checkpoint_to_resume(folder: Path, key: str) -> str | None:
-    """The last checkpoint of an interrupted run with the same config; stale ones (other config) are cleared."""
+def _checkpoint_to_resume(folder: Path, key: str, *, resume: bool = True) -> str | None:
+    """The last checkpoint of an interrupted run with the same config; stale ones (other config), or all of them
+    when `resume` is off, are cleared."""
     from transformers.trainer_utils import get_last_checkpoint
 
     if folder.is_dir():
         key_file = folder / RESUME_KEY_FILE
-        if not key_file.is_file() or key_file.read_text().strip() != key:
+        if not resume or not key_file.is_file() or key_file.read_text().strip() != key:
             shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RESUME_KEY_FILE).write_text(key + "\n")
@@ -67,20 +70,15 @@ def train_run(config: TrainConfig, run_dir: str | Path, *, config_file: str | Pa
     if dry_run:
         return TrainResult(plan=plan)
 
-    from .model import load_base_model, load_tokenizer, torch_dtype
-    from .progress import TokenMeter
-    from .trainers import build_trainer
-
     from accelerate import PartialState
 
     out = run.train
     with PartialState().main_process_first():  # under `accelerate launch`, the main process sets the folder up
         if PartialState().is_main_process:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False),
-                                             encoding="utf-8")
+            write_text_atomic(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
             write_json_atomic(out / "plan.json", plan.as_dict())
-        resume = _checkpoint_to_resume(out / "checkpoints", config.resume_key())
+        resume = _checkpoint_to_resume(out / "checkpoints", config.resume_key(), resume=config.outputs.resume)
 
     model = load_base_model(plan.base_model, config.model, config.training, quantized=plan.quantization == "4bit")
     tokenizer = load_tokenizer(plan.base_model, config.model)
@@ -104,10 +102,11 @@ def train_run(config: TrainConfig, run_dir: str | Path, *, config_file: str | Pa
                "tokens_per_second": round(meter.tokens_per_second, 2), "adapter": str(out / "adapter")}
     card = model_card(config, plan, summary)
     for place in (out / "README.md", out / "adapter" / "README.md"):
-        place.write_text(card, encoding="utf-8")
+        write_text_atomic(place, card)
     if config.outputs.merge:
         del trainer, model  # free the training copy before loading the base again for the merge
-        summary["merged"] = str(merge_adapter(out / "adapter", out / "merged", torch_dtype(config.model, config.training)))
+        merged = merge_adapter(out / "adapter", out / "merged", torch_dtype(config.model, config.training))
+        summary["merged"] = str(merged)
     if not config.outputs.keep_checkpoints:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     write_json_atomic(out / "summary.json", summary)

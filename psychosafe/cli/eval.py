@@ -16,7 +16,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 ConfigOpt = typer.Option(None, "--config", "-c", help="eval config YAML (default: configs/eval.yaml)")
 RunDirOpt = typer.Option(None, "--run-dir", help="run folder; outputs go to its eval/<name>/ (default: a new one)")
 NameOpt = typer.Option(None, "--name", help="eval folder name (default: <prompt set>-<variant>[-adapter])")
-VariantOpt = typer.Option(None, "--variant", help="system prompt: v0 generic, v1 PsychoSafe, v1-routed (upper bound), none")
+VariantOpt = typer.Option(None, "--variant",
+                          help="system prompt: v0 generic, v1 PsychoSafe, v1-routed (upper bound), none")
 AdapterOpt = typer.Option(None, "--adapter", help="LoRA adapter folder (PEFT), e.g. RUN/train/adapter")
 BackendOpt = typer.Option(None, "--backend", help="model under test: embedded, transformers, openai, vllm")
 ModelOpt = typer.Option(None, "--model", help="model under test: a local folder or a served model name")
@@ -30,6 +31,13 @@ def _config(config: Optional[Path], *, variant=None, backend=None, model=None, b
 
     return load_eval_config(config, variant=variant, judge_retries=retries, **{
         "generator.backend": backend, "generator.model": model, "generator.base_url": base_url})
+
+
+def _folder(run_dir: Optional[Path], name: Optional[str], prompt_set: str, cfg, adapter: Optional[Path]):
+    """RUN/eval/<name>, by default <prompt set>-<variant>[-adapter]."""
+    from psychosafe.eval import eval_folder
+
+    return eval_folder(run_dir, name or f"{prompt_set}-{cfg.variant}{'-adapter' if adapter else ''}")
 
 
 def _done(folder) -> None:
@@ -46,12 +54,11 @@ def generate(prompts: str = typer.Option(..., "--prompts", help="xstest, sorry-b
              backend: Optional[str] = BackendOpt, model: Optional[str] = ModelOpt,
              base_url: Optional[str] = BaseUrlOpt, limit: Optional[int] = LimitOpt) -> None:
     """Responses for a prompt set, written as a dataset in RUN/eval/<name>/generated."""
-    from psychosafe.eval import eval_folder, generate_run, load_prompt_set
+    from psychosafe.eval import generate_run, load_prompt_set
 
     cfg = _config(config, variant=variant, backend=backend, model=model, base_url=base_url)
     records = load_prompt_set(prompts, split=split, limit=limit)
-    folder = eval_folder(run_dir, name or f"{records[0].benchmark}-{cfg.variant}{'-adapter' if adapter else ''}")
-    _done(generate_run(records, cfg, folder, adapter=adapter))
+    _done(generate_run(records, cfg, _folder(run_dir, name, records[0].benchmark, cfg, adapter), adapter=adapter))
 
 
 @app.command()
@@ -60,8 +67,8 @@ def judge(folder: Path = typer.Argument(..., help="an eval folder (RUN/eval/<nam
           retries: Optional[int] = typer.Option(None, "--retries", min=0, help="extra tries for unparseable answers"),
           limit: Optional[int] = LimitOpt) -> None:
     """Rubric judge (one model or a panel) and rule-based checks over an eval folder's responses."""
-    from psychosafe.eval import judge_run
     from psychosafe.core.runs import RunFolder
+    from psychosafe.eval import judge_run
 
     _done(judge_run(RunFolder(folder), _config(config, retries=retries), limit=limit))
 
@@ -72,29 +79,29 @@ def xstest(config: Optional[Path] = ConfigOpt, run_dir: Optional[Path] = RunDirO
            backend: Optional[str] = BackendOpt, model: Optional[str] = ModelOpt, base_url: Optional[str] = BaseUrlOpt,
            limit: Optional[int] = LimitOpt, no_judge: bool = NoJudgeOpt) -> None:
     """XSTest (450 prompts, package data): over-refusal on the safe prompts, compliance on the unsafe ones."""
-    from psychosafe.eval import benchmark_run, eval_folder, load_xstest
+    from psychosafe.eval import benchmark_run, load_xstest
 
     cfg = _config(config, variant=variant, backend=backend, model=model, base_url=base_url)
-    records = load_xstest(limit)
-    _done(benchmark_run(records, cfg, eval_folder(run_dir, name or f"xstest-{cfg.variant}{'-adapter' if adapter else ''}"), judge=not no_judge,
-                        adapter=adapter))
+    folder = _folder(run_dir, name, "xstest", cfg, adapter)
+    _done(benchmark_run(load_xstest(limit), cfg, folder, judge=not no_judge, adapter=adapter))
 
 
 @app.command("sorry-bench")
 def sorry_bench(data: Path = typer.Option(..., "--data", help="your local copy of SORRY-Bench (file or folder)"),
-                styles: Optional[str] = typer.Option(None, "--styles", help="comma-separated prompt styles (default: all)"),
+                styles: Optional[str] = typer.Option(None, "--styles",
+                                                     help="comma-separated prompt styles (default: all)"),
                 config: Optional[Path] = ConfigOpt, run_dir: Optional[Path] = RunDirOpt, name: Optional[str] = NameOpt,
                 variant: Optional[str] = VariantOpt, adapter: Optional[Path] = AdapterOpt,
                 backend: Optional[str] = BackendOpt, model: Optional[str] = ModelOpt,
                 base_url: Optional[str] = BaseUrlOpt, limit: Optional[int] = LimitOpt,
                 no_judge: bool = NoJudgeOpt) -> None:
     """SORRY-Bench from a local copy: fulfillment rate per category and prompt style (lower is safer)."""
-    from psychosafe.eval import benchmark_run, eval_folder, load_sorry_bench
+    from psychosafe.eval import benchmark_run, load_sorry_bench
 
     cfg = _config(config, variant=variant, backend=backend, model=model, base_url=base_url)
     records = load_sorry_bench(data, limit, [s.strip() for s in styles.split(",")] if styles else None)
-    _done(benchmark_run(records, cfg, eval_folder(run_dir, name or f"sorry-bench-{cfg.variant}{'-adapter' if adapter else ''}"), judge=not no_judge,
-                        adapter=adapter))
+    folder = _folder(run_dir, name, "sorry-bench", cfg, adapter)
+    _done(benchmark_run(records, cfg, folder, judge=not no_judge, adapter=adapter))
 
 
 @app.command()
@@ -104,16 +111,16 @@ def compare(a: Path = typer.Argument(..., help="judged eval folder A (the baseli
             config: Optional[Path] = ConfigOpt, limit: Optional[int] = LimitOpt) -> None:
     """Per-criterion rates and means, overall refusal quality, relative improvement, per domain, with intervals."""
     from psychosafe.eval import compare_runs
+    from psychosafe.eval.report import fmt, fmt_p
 
     cfg = _config(config)
     out = out or a.parent / f"compare-{a.name}-vs-{b.name}"
     s = compare_runs(a, b, out, resamples=cfg.bootstrap_resamples, seed=cfg.seed, limit=limit)
     q = s["criteria"]["overall_quality"]
     rel = "n/a" if q["relative"] is None else f"{100 * q['relative']:+.1f} %"
-    from psychosafe.eval.report import fmt, fmt_p
-
     console.print(f"[green]done[/green]: overall refusal quality {fmt(q['base'])} -> {fmt(q['new'])} ({rel}, "
-                  f"n = {q['n']}, p = {fmt_p(q['p_value'])})\nsummary: {out / 'summary.json'}\nreport: {out / 'report.md'}")
+                  f"n = {q['n']}, p = {fmt_p(q['p_value'])})\nsummary: {out / 'summary.json'}\n"
+                  f"report: {out / 'report.md'}")
 
 
 @app.command()
