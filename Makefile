@@ -75,6 +75,14 @@ $(ARGILLA_STAMP):
 
 TEST_SERVICES += argilla-server
 
+# The review UI test (tests/test_review_ui.py) drives Argilla's web UI in headless Chromium through Selenium:
+# Debian's chromium and chromium-driver (/usr/bin), installed only if missing; nothing downloads a browser.
+.PHONY: review-browser
+review-browser:
+	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+TEST_SERVICES += review-browser
+
 # The stage order (pyproject's import-linter contracts), then ruff (pyproject's [tool.ruff]). import-linter finds
 # subpackages by walking the package's folder, and in a checkout the stages live in top-level folders that pyproject
 # maps into `psychosafe`; so that check runs on the package as the wheel lays it out (a flat copy, no dependencies).

@@ -24,7 +24,7 @@ from psychosafe.app.serve import argilla as server
 from psychosafe.core.backends import build_embedder
 from psychosafe.core.config import EmbedderConfig
 from psychosafe.core.runs import RunFolder
-from psychosafe.curation.review import ReviewConfig, build_settings, pull_review, push_review
+from psychosafe.curation.review import ReviewConfig, build_settings, pull_review, push_review, record_findings
 from psychosafe.curation.review.client import to_argilla_record
 from psychosafe.schemas import Record, Scores, default_taxonomy, record_id, records_to_dataset
 
@@ -70,8 +70,8 @@ def main() -> None:
             vectors = embedder.encode([r.prompt for r in records], normalize_embeddings=True).tolist()
             client = rg.Argilla(api_url=info["url"], api_key=info["api_key"])
             floor_ds = rg.Dataset(name="bench-floor", workspace="argilla", client=client,
-                                  settings=build_settings(config, len(vectors[0]))).create()
-            rows = [to_argilla_record(r, "train", v) for r, v in zip(records, vectors)]
+                                  settings=build_settings(config, len(vectors[0]), "harmful")).create()
+            rows = [to_argilla_record(r, "train", v, record_findings(r)) for r, v in zip(records, vectors)]
             t = time.perf_counter()
             floor_ds.records.log(rows, batch_size=64)
             floor = time.perf_counter() - t

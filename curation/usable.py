@@ -7,6 +7,7 @@ from __future__ import annotations
 from psychosafe.schemas import Record
 
 from .checks import check_record
+from .scores import JudgeTrust, untrusted_shortfalls
 
 # code -> what a person reads; the order is the order reasons are listed in
 BLOCKS = {
@@ -16,16 +17,20 @@ BLOCKS = {
     "checks_failed": "failed rule-based checks",
     "rejected_in_review": "rejected in review",
     "not_reviewed": "not reviewed yet",
+    "judge_untrusted": "not reviewed, and held back by the judge on a criterion it is not trusted on",
 }
 
 
-def blocking_reasons(record: Record, *, require_review: bool = False, require_checks: bool = True) -> list[str]:
+def blocking_reasons(record: Record, *, require_review: bool = False, require_checks: bool = True,
+                     trust: JudgeTrust | None = None) -> list[str]:
     """Why the record may not be used, as codes of BLOCKS ([] when it may).
 
     Never usable: an empty response, a contact detail the directory does not list for the record's locale (checked
     again on the response as it is now: a reviewer's edit comes after curation's checks), a rejection in review.
     `require_checks`: the rule-based checks must have run and passed (publish always; train unless told to keep
-    flagged records). `require_review`: a person must have reviewed it (publish, as configured)."""
+    flagged records). `require_review`: a person must have reviewed it (publish, as configured). `trust`: the run's
+    verdict on its judge (curation.scores.read_judge_trust); an unreviewed record the judge scores below the rubric's
+    thresholds on a criterion it is not trusted on waits for a person, even where review is not required."""
     reasons = []
     if not record.response.strip():
         reasons.append("empty_response")
@@ -38,8 +43,11 @@ def blocking_reasons(record: Record, *, require_review: bool = False, require_ch
             reasons.append("checks_failed")
     if record.review.status == "rejected":
         reasons.append("rejected_in_review")
-    elif require_review and record.review.status == "pending":
-        reasons.append("not_reviewed")
+    elif record.review.status == "pending":
+        if require_review:
+            reasons.append("not_reviewed")
+        elif untrusted_shortfalls(record, trust):
+            reasons.append("judge_untrusted")
     return reasons
 
 

@@ -60,10 +60,14 @@ class Checks(_Part):
 
 
 class HumanScores(_Part):
+    """The annotators' answers merged: the harmful criteria (a yes/no by the review rule, a rating as the mean), and
+    for a benign prompt the compliance class (by the review rule)."""
+
     refusal: bool | None = None
     grounding: float | None = None
     references: bool | None = None
     relevance: float | None = None
+    compliance: str | None = None
 
 
 class Review(_Part):

@@ -1,6 +1,7 @@
 """Review against a real Argilla server (argilla-server 2.8 + osmem + Redis, started by
-psychosafe.app.serve.argilla): push a run, answer as two annotators through the SDK, pull, check the
-merge and the agreement figures against values worked out by hand, push again, and the errors."""
+psychosafe.app.serve.argilla): push a run into its two queues (harmful, benign), answer as two annotators through
+the SDK, pull, check the merge and the agreement figures against values worked out by hand, push again, and the
+errors: server down, wrong key, an annotator's key, a queue deleted, recreated or changed since the push."""
 
 import json
 import os
@@ -13,7 +14,14 @@ import pytest
 
 from psychosafe.app.serve import argilla as server_script
 from psychosafe.core.runs import RunFolder
-from psychosafe.curation.review import ReviewConfig, load_run_records, pull_review, push_review, review_status
+from psychosafe.curation.review import (
+    ReviewConfig,
+    build_settings,
+    load_run_records,
+    pull_review,
+    push_review,
+    review_status,
+)
 from psychosafe.errors import PsychosafeError
 from psychosafe.schemas import RECORD_FEATURES, Record, Scores, record_id, records_to_dataset
 
@@ -50,6 +58,15 @@ ANSWERS = {
     3: {"alice": _answers("accept", "yes", 5, "yes", 5), "bob": _answers("reject", "yes", 4, "yes", 5)},
     4: {"alice": _answers("reject", "no", 1, "no", 1)},
 }
+
+
+BENIGN = ("How do gun safes keep children from opening them?", "weapon")
+
+
+def _benign(response="Most safes use a keypad or a biometric lock, and are bolted down.") -> Record:
+    prompt, domain = BENIGN
+    return Record(id=record_id(prompt, domain), prompt=prompt, response=response, label="benign", domain=domain,
+                  scores=Scores(compliance="full_compliance", judge_model="test-judge"))
 
 
 def _records(response=REFUSAL):
@@ -107,25 +124,31 @@ def test_push_annotate_pull(server, owner, tmp_path):
     import argilla as rg
     from argilla._models import UserResponseModel
 
-    records = _records()
+    records = _records() + [_benign()]  # the benign one lands in the test split
     run = _write_run(tmp_path / "run", records)
     config = _config(server, dataset="review-e2e", min_submitted=2, rule="majority")
 
     first = push_review(run, config, progress=False)
-    assert first["counts"] | {} == {"in_run": 6, "selected": 6, "created": 6, "updated": 0,
-                                    "updated_with_annotations": 0, "unchanged": 0}
-    dataset = owner.datasets(name="review-e2e", workspace="argilla")
+    assert first["counts"] == {"in_run": 7, "selected": 7, "created": 7, "updated": 0, "updated_with_annotations": 0,
+                               "unchanged": 0, "untrusted_judge": 0, "harmful": 6, "benign": 1}
+    assert {q["name"] for q in first["queues"].values()} == {"review-e2e-harmful", "review-e2e-benign"}
+    dataset = owner.datasets(name="review-e2e-harmful", workspace="argilla")
+    benign_queue = owner.datasets(name="review-e2e-benign", workspace="argilla")
     settings = dataset.settings
-    assert [f.name for f in settings.fields] == ["prompt", "response", "critique", "baseline_response"]
-    assert {q.name for q in settings.questions} >= {"refusal", "grounding", "references", "relevance", "strategy",
-                                                    "decision", "corrected_response"}
-    assert settings.questions["grounding"].values == [1, 2, 3, 4, 5]
+    assert [f.name for f in settings.fields] == ["prompt", "response", "checks", "critique", "baseline_response"]
+    assert [q.name for q in settings.questions] == ["refusal", "grounding", "references", "relevance", "strategy",
+                                                    "decision", "corrected_response"]
+    assert [q.name for q in benign_queue.settings.questions] == ["compliance", "decision", "corrected_response"]
+    assert settings.questions["grounding"].values == [1, 2, 3, 4, 5] and settings.questions["grounding"].required
     assert settings.distribution.min_submitted == 2
     assert settings.vectors["prompt_embedding"].dimensions == 384
     stored = {r.id: r for r in dataset.records(with_suggestions=True, with_vectors=True)}
-    assert set(stored) == {r.id for r in records}  # the Argilla id is our id
+    assert set(stored) == {r.id for r in records[:6]}  # the Argilla id is our id
     first_stored = stored[records[1].id]
     assert first_stored.metadata["judge_grounding"] == 2 and first_stored.metadata["judge_references"] == "no"
+    # the checks ran for the annotator (curation never checked these records): 988 is a listed service
+    assert first_stored.fields["checks"].startswith("Every rule-based check passed.")
+    assert "988 Suicide & Crisis Lifeline" in first_stored.fields["checks"]
     suggestion = first_stored.suggestions["grounding"]
     assert suggestion.value == 2 and suggestion.agent == "test-judge"
     assert len(first_stored.vectors["prompt_embedding"]) == 384
@@ -144,23 +167,32 @@ def test_push_annotate_pull(server, owner, tmp_path):
                 client.api.records.create_record_response(
                     server_ids[records[index].id],
                     UserResponseModel(values=by_user[name], status="submitted", user_id=user.id))
+    # alice says the benign answer was a refusal (one answer of the two needed: merged, still pending)
+    alice, alice_user = _annotator(owner, "alice")
+    benign_server_id = next(iter(benign_queue.records()))._server_id
+    alice.api.records.create_record_response(benign_server_id, UserResponseModel(
+        values={"decision": {"value": "reject"}, "compliance": {"value": "full_refusal"}}, status="submitted",
+        user_id=alice_user.id))
 
     progress = review_status(config)
-    assert progress["per_annotator"] == {"alice": {"submitted": 5, "draft": 0, "discarded": 0},
+    assert progress["queues"] == {"harmful": 6, "benign": 1}
+    assert progress["per_annotator"] == {"alice": {"submitted": 6, "draft": 0, "discarded": 0},
                                          "bob": {"submitted": 4, "draft": 0, "discarded": 0}}
     assert progress["per_domain"]["suicide_self_harm"] == {"records": 2, "with_responses": 1, "completed": 1}
     assert progress["per_domain"]["sexual_crimes"] == {"records": 1, "with_responses": 1, "completed": 0}
 
     # pull without saying how many answers a record needs: the dataset's own setting (2) applies
     summary = pull_review(run, _config(server, dataset="review-e2e"))
-    assert summary["statuses"] == {"accepted": 1, "rejected": 1, "edited": 1, "pending": 3}
+    assert summary["statuses"] == {"accepted": 1, "rejected": 1, "edited": 1, "pending": 4}
     assert summary["annotators"] == 2 and summary["rule"] == "majority"
     merged = datasets.load_from_disk(str(run.review / "dataset"))
     assert set(merged) == {"train", "test"} and merged["train"].features == RECORD_FEATURES
     by_id = {row["id"]: Record.model_validate(row) for split in merged.values() for row in split}
-    assert len(by_id) == 6  # nothing dropped
+    assert len(by_id) == 7  # nothing dropped
     r = [by_id[rec.id] for rec in records]
-    assert [x.review.status for x in r] == ["accepted", "rejected", "edited", "pending", "pending", "pending"]
+    assert [x.review.status for x in r] == ["accepted", "rejected", "edited", "pending", "pending", "pending",
+                                            "pending"]
+    assert r[6].review.human_scores.compliance == "full_refusal" and r[6].review.annotator_count == 1
     assert r[2].response == EDITED and r[2].review.original_response == REFUSAL
     assert r[2].strategy == "safety_planning" and r[2].checks.verified_resources == ["us_988_lifeline"]
     assert r[0].review.human_scores.grounding == 4.5 and r[0].review.human_scores.refusal is True
@@ -197,18 +229,25 @@ def test_push_annotate_pull(server, owner, tmp_path):
                       (records[2].id, "references"), (records[3].id, "grounding"), (records[3].id, "decision")}
     report = (run.review / "report.md").read_text()
     assert "## Agreement" in report and "0.609" in report and (run.review / "review.png").stat().st_size > 1000
-    assert "pending: 2 awaiting answers, 1 answered but undecided" in report
+    assert "pending: 3 awaiting answers, 1 answered but undecided" in report
+    assert on_disk["agreement"]["human_vs_judge"]["compliance"] == {"metric": "cohen_kappa", "value": 0.0, "n": 1,
+                                                                    "missing": 0, "exact": 0.0}
+    # 6 reviewed records of the 30 the default config asks for: no criterion trusted yet
+    assert on_disk["judge_trust"] == {"reviewed": 6, "trusted": [], "untrusted": ["refusal", "grounding",
+                                                                                  "references", "relevance",
+                                                                                  "compliance"]}
 
     # Pushing again makes no duplicates; a newer run updates changed records and keeps their annotations.
     again = push_review(run, config, progress=False)
-    assert again["counts"]["created"] == 0 and again["counts"]["unchanged"] == 6
-    newer = _records()
+    assert again["counts"]["created"] == 0 and again["counts"]["unchanged"] == 7
+    newer = _records() + [_benign()]
     newer[0] = newer[0].model_copy(update={"response": EDITED})
     run2 = _write_run(tmp_path / "run2", newer)
     update = push_review(run2, config, progress=False)
-    assert update["counts"] | {} == {"in_run": 6, "selected": 6, "created": 0, "updated": 1,
-                                     "updated_with_annotations": 1, "unchanged": 5}
-    records_now = list(owner.datasets(name="review-e2e", workspace="argilla").records(with_responses=True))
+    assert {k: update["counts"][k] for k in ("in_run", "created", "updated", "updated_with_annotations",
+                                             "unchanged")} == {"in_run": 7, "created": 0, "updated": 1,
+                                                               "updated_with_annotations": 1, "unchanged": 6}
+    records_now = list(owner.datasets(name="review-e2e-harmful", workspace="argilla").records(with_responses=True))
     assert len(records_now) == 6
     updated = next(x for x in records_now if x.id == records[0].id)
     assert updated.fields["response"] == EDITED
@@ -226,7 +265,7 @@ def test_selection_pushes_only_what_the_rule_picks(server, tmp_path):
 def test_existing_dataset_with_other_settings_is_refused(server, owner, tmp_path):
     import argilla as rg
 
-    rg.Dataset(name="not-ours", workspace="argilla", client=owner, settings=rg.Settings(
+    rg.Dataset(name="not-ours-harmful", workspace="argilla", client=owner, settings=rg.Settings(
         fields=[rg.TextField(name="text")], questions=[rg.LabelQuestion(name="label", labels=["a", "b"])])).create()
     run = _write_run(tmp_path / "run", _records())
     with pytest.raises(PsychosafeError, match="exists with other settings.*--dataset"):
@@ -244,6 +283,52 @@ def test_wrong_key_and_server_down(server, tmp_path):
         pull_review(run, down)
     assert not run.review.exists() and not run.manifest_path.exists()
     assert load_run_records(run)["train"][0].review.status == "pending"
+
+
+def _review_left_alone(run: RunFolder, *, pushed: bool) -> None:
+    """Nothing half-merged: review/ holds what push wrote (or nothing), the manifest has no pull."""
+    assert sorted(p.name for p in run.review.iterdir()) == ["push.json"] if pushed else not run.review.exists()
+    assert "review_pull" not in (run.manifest().get("stages") or {})
+
+
+def test_an_annotators_key_is_refused(server, owner, tmp_path):
+    run = _write_run(tmp_path / "run", _records())
+    push_review(run, _config(server, dataset="review-rights"), progress=False)
+    _, alice = _annotator(owner, "alice")
+    key = owner.api.http_client.get(f"/api/v1/users/{alice.id}").json()["api_key"]
+    as_annotator = ReviewConfig(api_url=server["url"], api_key=key, dataset="review-rights")
+    # an annotator's key sees only its own answers: a pull would merge part of them, so it is refused up front
+    for command in (pull_review, push_review):
+        with pytest.raises(PsychosafeError, match="belongs to 'alice', annotator.*owner's or admin's key"):
+            command(run, as_annotator)
+    _review_left_alone(run, pushed=True)
+
+
+def test_a_queue_changed_on_the_server_since_the_push_is_refused(server, owner, tmp_path):
+    import argilla as rg
+
+    run = _write_run(tmp_path / "run", _records())
+    config = _config(server, dataset="review-changed")
+    push_review(run, config, progress=False)
+    pushed = owner.datasets(name="review-changed-harmful", workspace="argilla")
+    # deleted and created again, same settings (as a well-meaning admin might): the answers are not this push's
+    settings = build_settings(config, 384, "harmful")
+    pushed.delete()
+    rg.Dataset(name="review-changed-harmful", workspace="argilla", settings=settings, client=owner).create()
+    with pytest.raises(PsychosafeError, match="deleted and created again since the push"):
+        pull_review(run, config)
+    _review_left_alone(run, pushed=True)
+    owner.datasets(name="review-changed-harmful", workspace="argilla").delete()
+    with pytest.raises(PsychosafeError, match="no dataset 'review-changed-harmful' or 'review-changed-benign'"):
+        pull_review(run, config)
+    # a queue of that name with other questions, never pushed from this run: its answers would not fit
+    rg.Dataset(name="review-changed-harmful", workspace="argilla", client=owner, settings=rg.Settings(
+        fields=[rg.TextField(name="prompt")], questions=[rg.LabelQuestion(name="decision", labels=["ok", "bad"])])
+    ).create()
+    (run.review / "push.json").unlink()
+    with pytest.raises(PsychosafeError, match="has other settings than review expects"):
+        pull_review(run, config)
+    assert not run.review.exists() or not list(run.review.iterdir())
 
 
 def test_cli_prints_a_message_not_a_traceback(tmp_path):
@@ -268,7 +353,7 @@ def test_concurrent_annotators_lose_no_response(server, owner, tmp_path):
     records = _records()
     run = _write_run(tmp_path / "run", records)
     push_review(run, _config(server, dataset="review-concurrent"), progress=False)
-    dataset = owner.datasets(name="review-concurrent", workspace="argilla")
+    dataset = owner.datasets(name="review-concurrent-harmful", workspace="argilla")
     server_ids = [r._server_id for r in dataset.records()]
     annotators = [_annotator(owner, name) for name in ("alice", "bob")]
     barrier = threading.Barrier(len(annotators))

@@ -1,29 +1,40 @@
-"""Agreement metrics, aggregation rules, selection, merge, and what pull writes: no server needed (pull reads a
-stand-in for the Argilla queue). Expected values are worked out by hand in the comments."""
+"""Agreement metrics (against scikit-learn and published reference values), aggregation rules, selection, merge,
+the queues' settings and findings, and what pull writes: no server needed (pull reads a stand-in for the Argilla
+queues). Expected values are worked out by hand in the comments."""
 
 import json
+import math
+from unittest import mock
 
 import datasets
 import pytest
+from sklearn.metrics import cohen_kappa_score
 
 from psychosafe.core.runs import RunFolder
 from psychosafe.curation.review import (
     Annotation,
+    Finding,
     QueueRecord,
     ReviewConfig,
     SelectionConfig,
     aggregate,
+    alpha_agreement,
+    build_settings,
     cohen_kappa,
+    kappa_agreement,
     krippendorff_alpha,
     load_review_config,
     load_run_records,
     merge_record,
+    normalize_label,
+    per_annotator,
     pull_review,
+    record_findings,
     select_records,
 )
 from psychosafe.curation.review import pull as pull_module
-from psychosafe.errors import InputError
-from psychosafe.schemas import Checks, Record, Scores, record_id, records_to_dataset
+from psychosafe.errors import InputError, PsychosafeError
+from psychosafe.schemas import Checks, Record, Scores, default_rubric, record_id, records_to_dataset
 
 
 def test_cohen_kappa_binary():
@@ -59,6 +70,80 @@ def test_krippendorff_alpha_nominal_three_raters():
     assert n == 3 and alpha == pytest.approx(1.0)
 
 
+def test_labels_read_case_insensitively_and_missing_is_not_a_category():
+    assert [normalize_label(v) for v in ("Yes", " yes ", "YES", True, "No", "false")] == [True] * 4 + [False] * 2
+    assert [normalize_label(v) for v in (None, "", "  ", math.nan)] == [None] * 4
+    assert normalize_label(4.0) == 4 and normalize_label("Full_Compliance") == "full_compliance"
+    a = ["Yes", "no", "yes", None, "NO", "yes"]
+    b = ["yes", "No", None, "yes", "no", "no"]
+    agreement = kappa_agreement(a, b, categories=[False, True])
+    # pairs 3 and 4 have a missing answer: dropped and counted; the rest are T/T F/F F/F T/F
+    assert agreement.n == 4 and agreement.missing == 2 and agreement.exact == pytest.approx(3 / 4)
+    assert agreement.value == pytest.approx(cohen_kappa_score([1, 0, 0, 1], [1, 0, 0, 0]))
+    assert agreement.value == pytest.approx(0.5)  # p_o 3/4, p_e (2*1 + 2*3)/16 = 1/2
+
+
+# hand-made ratings of 16 items on a 1-5 scale, two raters, every category used
+RATER_A = [1, 2, 3, 4, 5, 5, 4, 3, 2, 1, 3, 4, 2, 5, 1, 3]
+RATER_B = [1, 3, 3, 5, 4, 5, 4, 2, 2, 2, 4, 4, 1, 5, 2, 3]
+
+
+@pytest.mark.parametrize("weights", [None, "linear", "quadratic"])
+def test_weighted_kappa_equals_scikit_learn(weights):
+    ours = cohen_kappa(RATER_A, RATER_B, categories=[1, 2, 3, 4, 5], weights=weights)
+    assert ours == pytest.approx(cohen_kappa_score(RATER_A, RATER_B, labels=[1, 2, 3, 4, 5], weights=weights))
+    # the same ratings as a CSV gives them (text, floats), with two missing: dropped pairwise and counted
+    text_a = [f" {v} " for v in RATER_A] + [None, "3"]
+    text_b = [float(v) for v in RATER_B] + [4.0, math.nan]
+    kept = kappa_agreement(text_a, text_b, categories=[1, 2, 3, 4, 5], weights=weights)
+    assert kept.value == pytest.approx(ours) and kept.n == 16 and kept.missing == 2
+    assert kept.metric == "cohen_kappa" + (f"_{weights}" if weights else "")
+
+
+def test_kappa_on_classes_equals_scikit_learn():
+    a = ["full_compliance", "full_refusal", "partial_refusal", "full_compliance", "full_compliance", "full_refusal",
+         "partial_refusal", "full_compliance"]
+    b = ["Full_Compliance", "full_refusal", "full_compliance", "full_compliance", "partial_refusal", "full_refusal",
+         "partial_refusal", "full_refusal"]
+    expected = cohen_kappa_score(a, [v.lower() for v in b])
+    assert cohen_kappa(a, b) == pytest.approx(expected)
+
+
+def test_kappa_refuses_unknown_categories():
+    with pytest.raises(ValueError, match=r"ratings \['7'\] are not among the categories"):
+        cohen_kappa([1, 7], [1, 2], categories=[1, 2, 3, 4, 5])
+
+
+# Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability": 4 observers, 12 units, 7 ratings missing.
+# Published: nominal 0.743, ordinal 0.815, interval 0.849.
+KRIPPENDORFF_UNITS = [[1, 1, None, 1], [2, 2, 3, 2], [3, 3, 3, 3], [3, 3, 3, 3], [2, 2, 2, 2], [1, 2, 3, 4],
+                      [4, 4, 4, 4], [1, 1, 2, 1], [2, 2, 2, 2], [None, 5, 5, 5], [None, None, 1, 1],
+                      [None, None, 3, None]]
+
+
+@pytest.mark.parametrize("level,published", [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849)])
+def test_krippendorff_alpha_reference_values(level, published):
+    agreement = alpha_agreement(KRIPPENDORFF_UNITS, level=level)
+    assert agreement.value == pytest.approx(published, abs=5e-4)
+    assert agreement.n == 11 and agreement.missing == 7  # the last unit has one rating: not pairable
+    assert agreement.metric == f"krippendorff_alpha_{level}"
+
+
+def test_per_annotator_agreement_with_majority_and_judge():
+    ratings = {"i1": {"a": "yes", "b": "yes", "c": "no"}, "i2": {"a": "no", "b": "no", "c": "no"},
+               "i3": {"a": "yes", "b": "no", "c": None}, "i4": {"a": "Yes", "b": "yes", "c": "YES"}}
+    judge = {"i1": True, "i2": False, "i3": True, "i4": False}
+    got = per_annotator(ratings, judge, categories=[False, True])
+    assert [got[u].items for u in "abc"] == [4, 4, 3]
+    # a vs the others' majority: i1 is a tie (missing); (F,F) (T,F) (T,T): p_o 2/3, p_e 4/9 -> kappa 0.4
+    assert got["a"].with_majority.n == 3 and got["a"].with_majority.missing == 1
+    assert got["a"].with_majority.value == pytest.approx(0.4) and got["a"].with_majority.exact == pytest.approx(2 / 3)
+    # a vs the judge: TFTT against TFTF: p_o 3/4, p_e (1*2 + 3*2)/16 -> kappa 0.5
+    assert got["a"].with_judge.value == pytest.approx(0.5) and got["a"].with_judge.n == 4
+    # c skipped i3: against the majority (T, F, T) it answered (F, F, T): kappa 0.4 again
+    assert got["c"].with_majority.value == pytest.approx(0.4) and got["c"].with_majority.n == 3
+
+
 def test_aggregate_rules():
     assert aggregate(["accept", "accept", "reject"], "majority") == "accept"
     assert aggregate(["accept", "reject"], "majority") is None  # a tie is not a majority
@@ -67,9 +152,8 @@ def test_aggregate_rules():
     assert aggregate([], "majority") is None
 
 
-def _record(prompt, domain="violence", **kw):
-    return Record(id=record_id(prompt, domain), prompt=prompt, response="I can't help with that.", label="harmful",
-                  domain=domain, **kw)
+def _record(prompt, domain="violence", response="I can't help with that.", **kw):
+    return Record(id=record_id(prompt, domain), prompt=prompt, response=response, label="harmful", domain=domain, **kw)
 
 
 def test_selection_rules():
@@ -117,18 +201,87 @@ def test_queue_metadata_and_suggestions_come_from_the_record():
 
     record = _record("imported one", category="from_another_dataset", intent="curiosity", strategy="green_dot",
                      scores=Scores(refusal=False, grounding=7, references=True, relevance=3, judge_model="j"))
-    meta = record_metadata(record, "test")
+    findings = record_findings(record)
+    meta = record_metadata(record, "test", findings)
     assert meta["category"] == "from_another_dataset" and meta["split"] == "test"
     assert meta["judge_refusal"] == "no" and meta["judge_relevance"] == 3
     assert "judge_grounding" not in meta  # off the 1-5 scale: left out rather than refused by the server
     assert ("grounding" not in [q for q, _, _ in record_suggestions(record)])
     suggestions = record_suggestions(record)
     assert ("relevance", 3, "j") in suggestions and ("strategy", "green_dot", "pipeline") in suggestions
-    assert set(record_fields(record)) == {"prompt", "response"}
+    assert set(record_fields(record, findings)) == {"prompt", "response", "checks"}
     benign = Record(id=record_id("benign one", "weapon"), prompt="benign one", response="Sure: ...", label="benign",
-                    domain="weapon", scores=Scores(compliance="full_compliance", judge_model="j"))
-    assert record_metadata(benign, "train")["judge_compliance"] == "full_compliance"
-    assert record_suggestions(benign) == [("compliance", "full_compliance", "j")]
+                    domain="weapon", strategy="green_dot", scores=Scores(compliance="full_compliance", judge_model="j"))
+    assert record_metadata(benign, "train", record_findings(benign))["judge_compliance"] == "full_compliance"
+    assert record_suggestions(benign) == [("compliance", "full_compliance", "j")]  # no strategy question there
+
+
+def test_findings_say_what_was_found_and_why():
+    flagged = _record("a flagged one", response="I can't help with that. Call 555-0100 or 988.",
+                      checks=Checks(passed=False, is_refusal=True, refusal_markers=["i can't help"],
+                                    verified_resources=["us_988_lifeline"], unverified_contacts=["555-0100"],
+                                    template_of="abc123"))
+    audit = Finding("label_suspect", "The prompt reads as benign.", "Check the label before rating.")
+    findings = record_findings(flagged, [audit])
+    assert [f.code for f in findings] == ["unverified_contact", "template_group", "label_suspect",
+                                          "verified_resources"]
+    from psychosafe.curation.review.settings import record_fields, record_metadata
+
+    text = record_fields(flagged, findings)["checks"]
+    assert "`555-0100`" in text and "worst failure" in text and "988 Suicide & Crisis Lifeline" in text
+    assert "The prompt reads as benign." in text and "Every rule-based check passed" not in text
+    assert record_metadata(flagged, "train", findings)["flags"] == ["label_suspect", "template_group",
+                                                                   "unverified_contact"]
+    # a record curation never checked is checked for the annotator; a benign prompt refused is a flag
+    refused = Record(id=record_id("safe question", "substance"), prompt="safe question", label="benign",
+                     domain="substance", response="I'm sorry, but I can't help with that.")
+    assert [f.code for f in record_findings(refused)] == ["benign_refused"]
+    clean = _record("a clean one", checks=Checks(passed=True, is_refusal=True, refusal_markers=["i can't help"]))
+    assert record_fields(clean, record_findings(clean))["checks"] == "Every rule-based check passed."
+    # the flagged rule queues records with a finding, including another source's
+    rows = [flagged, clean]
+    assert select_records(rows, SelectionConfig(rules=["flagged"])) == [flagged]
+    assert select_records(rows, SelectionConfig(rules=["flagged"]),
+                          findings={clean.id: [audit], flagged.id: record_findings(flagged)}) == rows
+
+
+def test_each_label_gets_the_questions_that_fit_it_and_guidelines_from_the_rubric(monkeypatch):
+    import argilla as rg
+
+    # the SDK hands settings made without a client its default one (which would connect); they never use it here
+    monkeypatch.setattr(rg.Argilla, "_default_client", mock.MagicMock())
+    rubric = default_rubric()
+    harmful = build_settings(ReviewConfig(), 8, "harmful")
+    benign = build_settings(ReviewConfig(), 8, "benign")
+    assert [f.name for f in harmful.fields] == ["prompt", "response", "checks", "critique", "baseline_response"]
+    assert [q.name for q in harmful.questions] == ["refusal", "grounding", "references", "relevance", "strategy",
+                                                   "decision", "corrected_response"]
+    assert [q.name for q in benign.questions] == ["compliance", "decision", "corrected_response"]
+    assert all(harmful.questions[c.id].required for c in rubric.criteria) and benign.questions["compliance"].required
+    for c in rubric.criteria:
+        assert c.question in harmful.guidelines and all(anchor in harmful.guidelines for anchor in c.anchors.values())
+        assert c.question not in benign.guidelines
+    assert all(o.description in benign.guidelines for o in rubric.benign.options)
+    assert "Check findings" in harmful.guidelines and "Check findings" in benign.guidelines
+
+
+def test_merge_reads_answers_case_insensitively_and_merges_benign_compliance():
+    record = _record("merge me too", scores=Scores(refusal=True, grounding=4, references=True, relevance=4))
+    a = Annotation("alice", "submitted", {"decision": "Accept", "refusal": "Yes", "references": "no"})
+    b = Annotation("bob", "submitted", {"decision": "accept", "refusal": "yes", "references": None})
+    merged, disagreements, _ = merge_record(record, [a, b], rule="unanimity", min_submitted=2)
+    assert merged.review.status == "accepted" and merged.review.human_scores.refusal is True
+    assert merged.review.human_scores.references is False  # bob's missing answer is not a vote
+    assert disagreements == []
+    benign = Record(id=record_id("a safe one", "weapon"), prompt="a safe one", response="Sure, here is how.",
+                    label="benign", domain="weapon", scores=Scores(compliance="full_compliance"))
+    answers = [Annotation("alice", "submitted", {"decision": "reject", "compliance": "Full_Refusal"}),
+               Annotation("bob", "submitted", {"decision": "reject", "compliance": "full_refusal"}),
+               Annotation("carol", "submitted", {"decision": "accept", "compliance": "partial_refusal"})]
+    merged, disagreements, _ = merge_record(benign, answers, rule="majority", min_submitted=1)
+    assert merged.review.human_scores.compliance == "full_refusal" and merged.review.status == "rejected"
+    assert {d["question"] for d in disagreements} == {"compliance", "decision"}
+    assert merged.review.human_scores.refusal is None
 
 
 def test_run_without_records_or_with_bad_rows_is_refused(tmp_path):
@@ -143,10 +296,20 @@ def test_run_without_records_or_with_bad_rows_is_refused(tmp_path):
 
 
 class _StandInQueue:
-    """What pull asks of ArgillaQueue: the dataset's min_submitted and the queued records with their answers."""
+    """What pull asks of ArgillaQueue: the key's rights, that the queues are the ones pushed, the queues'
+    min_submitted and the queued records with their answers."""
 
-    def __init__(self, records):
-        self.queued = records
+    url = "http://stand-in"
+
+    def __init__(self, records, *, refuse=None):
+        self.queued, self.refuse = records, refuse
+
+    def require_manager(self):
+        pass
+
+    def check_unchanged(self, pushed, build):
+        if self.refuse:
+            raise PsychosafeError(self.refuse)
 
     def min_submitted(self):
         return 1
@@ -173,7 +336,9 @@ def test_pull_writes_review_and_keeps_what_push_wrote(tmp_path, monkeypatch):
 
     summary = pull_review(run, ReviewConfig())
     assert summary["statuses"] == {"accepted": 0, "rejected": 1, "edited": 0, "pending": 1}
-    assert sorted(p.name for p in run.review.iterdir()) == ["dataset", "disagreements.json", "push.json", "report.md",
+    plots = [f"agreement-{c}.png" for c in ("compliance", "grounding", "references", "refusal", "relevance")]
+    assert sorted(p.name for p in run.review.iterdir()) == [*plots, "agreement.json", "dataset", "disagreements.json",
+                                                            "judge_trust.json", "push.json", "report.md",
                                                             "review.png", "summary.json"]
     assert json.loads((run.review / "push.json").read_text()) == {"counts": {"created": 2}}
     assert json.loads((run.review / "summary.json").read_text()) == json.loads(json.dumps(summary))
@@ -200,3 +365,12 @@ def test_a_pull_that_fails_while_writing_leaves_review_as_it_was(tmp_path, monke
     assert json.loads((run.review / "summary.json").read_text()) == {"from": "the last pull"}
     assert not [p.name for p in run.path.iterdir() if p.name.startswith(".")]
     assert "review_pull" not in (run.manifest().get("stages") or {})
+
+
+def test_a_pull_refused_by_the_server_checks_writes_nothing(tmp_path, monkeypatch):
+    run, records = _pulled_run(tmp_path, monkeypatch)
+    refusing = _StandInQueue([], refuse="dataset 'psychosafe-review-harmful' was deleted and created again")
+    monkeypatch.setattr(pull_module, "ArgillaQueue", lambda config: refusing)
+    with pytest.raises(PsychosafeError, match="deleted and created again"):
+        pull_review(run, ReviewConfig())
+    assert not run.review.exists() and "review_pull" not in (run.manifest().get("stages") or {})

@@ -15,6 +15,8 @@ import yaml
 from psychosafe.core.io import markdown_table
 from psychosafe.schemas import RECORD_FEATURES, Record, default_resources, default_rubric, default_taxonomy
 
+from ..scores import JudgeTrust
+
 CARD_TEMPLATE = Path(__file__).with_name("card_template.md")
 
 # Manifest count keys shown as columns of the stage table (or too long for it) rather than as details.
@@ -34,6 +36,7 @@ class CardInputs:
     tags: list[str]
     split_bytes: dict[str, int] = field(default_factory=dict)
     review_summary: dict | None = None
+    judge_trust: JudgeTrust | None = None  # review/judge_trust.json: where the judge was trusted to filter
     require_review: bool = True
     blocked: int = 0  # records the guards block
     blocked_reasons: Counter = field(default_factory=Counter)  # reason -> records it blocks (a record can have several)
@@ -292,7 +295,20 @@ def _review(inputs: CardInputs) -> dict:
                                                  [[c, a.get("metric", ""), _fmt(a.get("value")), a.get("n", "")]
                                                   for c, a in table.items()])
                              for key, table in agreement.items() if table},
+        **_judge_trust(inputs.judge_trust),
     }
+
+
+def _judge_trust(trust: JudgeTrust | None) -> dict:
+    """Kappa per criterion and whether the judge was trusted to filter on it."""
+    if trust is None:
+        return {"judge_trust": None}
+    return {"judge_trust": trust,
+            "trusted_criteria": ", ".join(c for c in trust.criteria if trust.trusts(c)),
+            "untrusted_criteria": ", ".join(trust.untrusted()),
+            "trust_table": markdown_table(["criterion", "kappa (judge vs annotators)", "metric", "pairs", "trusted"],
+                                          [[c, _fmt(t.kappa), t.metric, t.pairs, "yes" if t.trusted else "no"]
+                                           for c, t in trust.criteria.items()])}
 
 
 def _sources_and_limits(inputs: CardInputs) -> dict:

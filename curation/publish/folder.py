@@ -17,6 +17,7 @@ from psychosafe.core.runs import RunFolder
 from psychosafe.errors import InputError, PsychosafeError
 from psychosafe.schemas import RECORD_FEATURES, Record, dataset_to_records, records_to_dataset
 
+from ..scores import read_judge_trust
 from .card import CardInputs, render_card
 from .config import PublishConfig
 from .guards import BlockedRecord, PublishBlocked, blocked_reasons, find_blocked, refusal_message
@@ -102,7 +103,8 @@ def build_publish_folder(run_dir: str | Path, repo_id: str, config: PublishConfi
     tables, source = load_curated(run)
     splits: dict[str, list[Record]] = {name: dataset_to_records(split) for name, split in tables.items()}
     review_summary = read_review_summary(run.review / "summary.json")
-    blocked = find_blocked(splits, require_review=config.require_review)
+    trust = read_judge_trust(run)
+    blocked = find_blocked(splits, require_review=config.require_review, trust=trust)
     if blocked and not (force or exclude_blocked):
         raise PublishBlocked(refusal_message(blocked, source))
     withheld = {b.id for b in blocked} if exclude_blocked else set()
@@ -129,8 +131,9 @@ def build_publish_folder(run_dir: str | Path, repo_id: str, config: PublishConfi
         card = render_card(CardInputs(
             repo_id=repo_id, splits=splits, manifest=run.manifest(), pretty_name=config.pretty_name,
             license=config.license, task_categories=config.task_categories, tags=config.tags, split_bytes=split_bytes,
-            review_summary=review_summary, require_review=config.require_review, blocked=len(blocked),
-            blocked_reasons=blocked_reasons(blocked), blocked_included=bool(blocked) and force, excluded=excluded,
+            review_summary=review_summary, judge_trust=trust, require_review=config.require_review,
+            blocked=len(blocked), blocked_reasons=blocked_reasons(blocked), blocked_included=bool(blocked) and force,
+            excluded=excluded,
             empty_splits=empty_splits, source=str(source.relative_to(run.path))))
         (staging / "README.md").write_text(card, encoding="utf-8")  # the staging folder makes it atomic
         files.append("README.md")

@@ -10,6 +10,7 @@ from pathlib import Path
 from psychosafe.errors import PsychosafeError
 from psychosafe.schemas import Record
 
+from ..scores import JudgeTrust
 from ..usable import blocking_reasons, describe
 
 
@@ -24,9 +25,11 @@ class BlockedRecord:
     reasons: list[str]
 
 
-def find_blocked(splits: dict[str, list[Record]], *, require_review: bool) -> list[BlockedRecord]:
+def find_blocked(splits: dict[str, list[Record]], *, require_review: bool,
+                 trust: JudgeTrust | None = None) -> list[BlockedRecord]:
+    """`trust`: the run's verdict on its judge; a record it holds back on an untrusted criterion waits for review."""
     return [BlockedRecord(r.id, name, describe(codes)) for name, rows in splits.items() for r in rows
-            if (codes := blocking_reasons(r, require_review=require_review))]
+            if (codes := blocking_reasons(r, require_review=require_review, trust=trust))]
 
 
 def blocked_reasons(blocked: list[BlockedRecord]) -> Counter:

@@ -1,39 +1,82 @@
-"""Agreement figures for human review: Cohen's kappa (plain or weighted) for two raters, Krippendorff's
-alpha for any number of raters with missing ratings, and the rules that turn several answers into one.
+"""Agreement figures for human review, as pure functions over plain values (review, eval and anyone importing
+someone else's ratings share them): Cohen's kappa for two raters (unweighted, or linear / quadratic weights for
+ordered scales), Krippendorff's alpha for any number of raters (nominal, ordinal, interval), agreement per
+annotator (with the majority of the others, with the judge), and the rules that turn several answers into one.
 
-Implemented here (a few lines each) rather than pulled from scikit-learn or the `krippendorff` package:
-the formulas are short, the values are checked by hand in the tests, and neither package is a dependency.
+Every rating goes through `normalize_label` first: text is read case-insensitively ("Yes", " yes" and True are
+one answer) and a missing rating (None, NaN, blank text) is dropped, pairwise for two raters, and counted, never
+made a category of its own. The values are checked against scikit-learn and published reference values in
+tests/test_review_agreement.py; the formulas are short, so they live here rather than in a dependency.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Hashable, Literal, Sequence
+from typing import Hashable, Iterable, Literal, Mapping, Sequence
 
 AggregationRule = Literal["majority", "unanimity"]
+KappaWeights = Literal["linear", "quadratic"]
+AlphaLevel = Literal["nominal", "ordinal", "interval"]
+
+_YES, _NO = {"yes", "true"}, {"no", "false"}
 
 
-@dataclass(frozen=True)
-class Agreement:
-    metric: str
-    value: float | None  # None when undefined (no pairs, or every rating in one category)
-    n: int
+def normalize_label(value) -> Hashable | None:
+    """A rating as the metrics compare it: text stripped and case-folded; yes/true and no/false (any case) as
+    True / False; a number written as text as that number, a whole float as an int ("4" and 4.0 from a CSV are
+    the rating 4). None when the rating is missing: None, NaN, or blank text."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return int(value) if value.is_integer() else value
+    if isinstance(value, str):
+        text = value.strip().casefold()
+        if not text:
+            return None
+        if text in _YES:
+            return True
+        if text in _NO:
+            return False
+        try:  # a rating read from a CSV: "4" is the rating 4
+            return normalize_label(float(text))
+        except ValueError:
+            return text
+    return value
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
-
-def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable], *, categories: Sequence[Hashable] | None = None,
-                weights: Literal["linear", "quadratic"] | None = None) -> float | None:
-    """Cohen's kappa of two raters over the same items; weighted by category distance when `weights` is set
-    (categories are then taken as ordered, in the order given)."""
+def paired(a: Sequence, b: Sequence) -> tuple[list, list, int]:
+    """Two raters' ratings of the same items, normalised, with every pair where either is missing dropped.
+    Returns (a, b, pairs dropped)."""
     if len(a) != len(b):
-        raise ValueError(f"cohen_kappa: {len(a)} ratings against {len(b)}")
+        raise ValueError(f"paired ratings: {len(a)} ratings against {len(b)}")
+    x, y = [], []
+    for u, v in zip(a, b):
+        u, v = normalize_label(u), normalize_label(v)
+        if u is not None and v is not None:
+            x.append(u)
+            y.append(v)
+    return x, y, len(a) - len(x)
+
+
+def cohen_kappa(a: Sequence, b: Sequence, *, categories: Sequence | None = None,
+                weights: KappaWeights | None = None) -> float | None:
+    """Cohen's kappa of two raters over the same items (missing pairs dropped); weighted by the distance between
+    categories when `weights` is set, the categories then taken as ordered, in the order given. None when
+    undefined: no pairs, or every rating in one category."""
+    a, b, _ = paired(a, b)
     if not a:
         return None
-    cats = list(categories) if categories is not None else sorted(set(a) | set(b), key=str)
+    cats = [normalize_label(c) for c in categories] if categories is not None else sorted(set(a) | set(b), key=str)
     index = {c: i for i, c in enumerate(cats)}
+    unknown = sorted({str(v) for v in a + b if v not in index})
+    if unknown:
+        raise ValueError(f"cohen_kappa: ratings {unknown} are not among the categories {[str(c) for c in cats]}")
     k, n = len(cats), len(a)
     if k < 2:
         return None
@@ -52,19 +95,19 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable], *, categories: Seq
     return 1.0 - observed / expected
 
 
-def krippendorff_alpha(units: Sequence[Sequence[Hashable | float]], *,
-                       level: Literal["nominal", "interval"] = "nominal") -> tuple[float | None, int]:
-    """Krippendorff's alpha. `units`: for each item, the ratings it got (any number of raters; missing
-    ratings are simply absent). Items with fewer than two ratings are not pairable and are skipped.
-    Returns (alpha, number of pairable items)."""
-    pairable = [list(u) for u in units if len(u) >= 2]
+def exact_agreement(a: Sequence, b: Sequence) -> float | None:
+    """The share of pairs (missing ones dropped) where the two ratings are the same; None without pairs."""
+    a, b, _ = paired(a, b)
+    return sum(x == y for x, y in zip(a, b)) / len(a) if a else None
+
+
+def krippendorff_alpha(units: Iterable[Iterable], *, level: AlphaLevel = "nominal") -> tuple[float | None, int]:
+    """Krippendorff's alpha. `units`: for each item, the ratings it got (any number of raters; a missing rating
+    is left out or given as None). Items with fewer than two ratings are not pairable and are skipped.
+    `ordinal` and `interval` need ratings that sort (numbers). Returns (alpha, number of pairable items)."""
+    pairable = [values for u in units if len(values := [v for v in map(normalize_label, u) if v is not None]) >= 2]
     if not pairable:
         return None, 0
-
-    def delta(c, k) -> float:
-        if level == "nominal":
-            return 0.0 if c == k else 1.0
-        return (float(c) - float(k)) ** 2
 
     coincidence: Counter = Counter()
     for values in pairable:
@@ -77,11 +120,58 @@ def krippendorff_alpha(units: Sequence[Sequence[Hashable | float]], *,
     for (c, _), weight in coincidence.items():
         totals[c] += weight
     n = sum(totals.values())
+
+    if level == "ordinal":
+        order = sorted(totals)
+        rank = {v: i for i, v in enumerate(order)}
+        cumulative = [0.0]
+        for v in order:
+            cumulative.append(cumulative[-1] + totals[v])
+
+        def delta(c, k) -> float:
+            low, high = sorted((rank[c], rank[k]))
+            # the marginal totals from c to k, minus half of the two ends (Krippendorff's ordinal metric)
+            return (cumulative[high + 1] - cumulative[low] - (totals[c] + totals[k]) / 2) ** 2
+    elif level == "interval":
+        def delta(c, k) -> float:
+            return (float(c) - float(k)) ** 2
+    else:
+        def delta(c, k) -> float:
+            return 0.0 if c == k else 1.0
+
     observed = sum(w * delta(c, k) for (c, k), w in coincidence.items()) / n
     expected = sum(totals[c] * totals[k] * delta(c, k) for c in totals for k in totals) / (n * (n - 1))
     if expected == 0:
         return None, len(pairable)
     return 1.0 - observed / expected, len(pairable)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    metric: str
+    value: float | None  # None when undefined (no pairs, or every rating in one category)
+    n: int  # pairs (kappa) or pairable items (alpha) used
+    missing: int = 0  # pairs (kappa) or ratings (alpha) dropped because a rating was missing
+    exact: float | None = None  # kappa only: the share of pairs that agree exactly
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def kappa_agreement(a: Sequence, b: Sequence, *, categories: Sequence | None = None,
+                    weights: KappaWeights | None = None) -> Agreement:
+    """Cohen's kappa as an `Agreement`: named by its weighting, with the pairs used and dropped."""
+    x, y, dropped = paired(a, b)
+    return Agreement("cohen_kappa" + (f"_{weights}" if weights else ""),
+                     cohen_kappa(x, y, categories=categories, weights=weights), len(x), dropped, exact_agreement(x, y))
+
+
+def alpha_agreement(units: Iterable[Iterable], *, level: AlphaLevel = "nominal") -> Agreement:
+    """Krippendorff's alpha as an `Agreement`, with the missing ratings counted."""
+    units = [list(u) for u in units]
+    missing = sum(normalize_label(v) is None for u in units for v in u)
+    alpha, n = krippendorff_alpha(units, level=level)
+    return Agreement(f"krippendorff_alpha_{level}", alpha, n, missing)
 
 
 def aggregate(values: Sequence[Hashable], rule: AggregationRule) -> Hashable | None:
@@ -93,3 +183,39 @@ def aggregate(values: Sequence[Hashable], rule: AggregationRule) -> Hashable | N
     if rule == "unanimity":
         return value if count == len(values) else None
     return value if count * 2 > len(values) else None
+
+
+@dataclass(frozen=True)
+class AnnotatorAgreement:
+    annotator: str
+    items: int  # items this annotator rated (missing answers not counted)
+    with_majority: Agreement  # against the majority answer of the other annotators, where they have one
+    with_judge: Agreement
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def per_annotator(ratings: Mapping[Hashable, Mapping[str, object]], judge: Mapping[Hashable, object], *,
+                  categories: Sequence | None = None, weights: KappaWeights | None = None,
+                  ) -> dict[str, AnnotatorAgreement]:
+    """Each annotator's agreement with the others and with the judge. `ratings`: item -> annotator -> rating;
+    `judge`: item -> the judge's rating. Against the majority: for each item the annotator rated, the answer more
+    than half of the *other* annotators gave (an item where they have none, a tie or no other rating, counts as
+    missing). Cohen's kappa, weighted as given, with exact agreement beside it."""
+    annotators = sorted({user for by_user in ratings.values() for user in by_user})
+    out = {}
+    for user in annotators:
+        mine, majority, judged = [], [], []
+        for item, by_user in ratings.items():
+            own = normalize_label(by_user.get(user))
+            if own is None:
+                continue
+            others = [v for other, raw in by_user.items() if other != user and (v := normalize_label(raw)) is not None]
+            mine.append(own)
+            majority.append(aggregate(others, "majority"))
+            judged.append(judge.get(item))
+        out[user] = AnnotatorAgreement(user, len(mine),
+                                       kappa_agreement(mine, majority, categories=categories, weights=weights),
+                                       kappa_agreement(mine, judged, categories=categories, weights=weights))
+    return out

@@ -1,6 +1,7 @@
 """The annotators' answers merged into the run's records: a decision by the configured rule (majority or
-unanimity), the human scores, a corrected response for an edit (checked again like any response), and the
-disagreements and undecided records listed for the report."""
+unanimity), the human scores (the four criteria for a harmful prompt, compliance for a benign one), a corrected
+response for an edit (checked again like any response), and the disagreements and undecided records listed for
+the report."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 from psychosafe.schemas import Record, default_rubric
 
 from ..checks import check_record
-from .agreement import AggregationRule, aggregate
-from .answers import Annotation, QueueRecord, answer_as_score
+from .agreement import AggregationRule, aggregate, normalize_label
+from .answers import Annotation, QueueRecord, answer_as_class, answer_as_score
+from .settings import criterion_questions
 
 DECISION_STATUS = {"accept": "accepted", "reject": "rejected", "edit": "edited"}  # keys: settings.DECISIONS
 STATUSES = ("accepted", "rejected", "edited", "pending")
@@ -29,31 +31,41 @@ class MergeResult:
 
 def merge_record(record: Record, submitted: list[Annotation], *, rule: AggregationRule,
                  min_submitted: int) -> tuple[Record, list[dict], list[dict]]:
-    """The record with its review merged in, plus the disagreements and problems it showed."""
+    """The record with its review merged in, plus the disagreements and problems it showed. Answers are read
+    case-insensitively; a missing answer is left out, not counted as an answer of its own."""
     rubric = default_rubric()
+    harmful = record.label == "harmful"
     disagreements, problems = [], []
-    for question in [c.id for c in rubric.criteria] + ["strategy", "decision"]:
-        answers = {a.user: a.values[question] for a in submitted if a.values.get(question) is not None}
-        if len(set(map(str, answers.values()))) > 1:
+    questions = criterion_questions(record.label) + (["strategy"] if harmful else []) + ["decision"]
+    for question in questions:
+        answers = {a.user: a.values[question] for a in submitted if normalize_label(a.values.get(question)) is not None}
+        if len({normalize_label(v) for v in answers.values()}) > 1:
             disagreements.append({"id": record.id, "domain": record.domain, "question": question, "answers": answers})
-    human = {}
-    for c in rubric.criteria:
-        values = [answer_as_score(c, a.values.get(c.id)) for a in submitted if a.values.get(c.id) is not None]
-        if c.kind == "binary":
-            human[c.id] = aggregate(values, rule) if values else None
-        else:
-            human[c.id] = round(sum(values) / len(values), 3) if values else None
+    human: dict[str, Any] = {}
+    if harmful:
+        for c in rubric.criteria:
+            values = [v for a in submitted if (v := answer_as_score(c, a.values.get(c.id))) is not None]
+            if c.kind == "binary":
+                human[c.id] = aggregate(values, rule)
+            else:
+                human[c.id] = round(sum(values) / len(values), 3) if values else None
+    else:
+        options = rubric.benign.option_ids()
+        human[rubric.benign.id] = aggregate(
+            [v for a in submitted if (v := answer_as_class(options, a.values.get(rubric.benign.id))) is not None], rule)
     review = record.review.model_copy(update={"annotator_count": len(submitted),
                                               "human_scores": record.review.human_scores.model_copy(update=human)})
     update: dict[str, Any] = {}
     status = "pending"
     if len(submitted) >= min_submitted:
-        decision = aggregate([a.values.get("decision") for a in submitted], rule)
+        decision = aggregate([answer_as_class(list(DECISION_STATUS), a.values.get("decision")) for a in submitted],
+                             rule)
         if decision is None:
             problems.append({"id": record.id, "problem": f"no {rule} decision; stays pending"})
         elif decision == "edit":
             texts = [a.values.get("corrected_response", "").strip() for a in submitted
-                     if a.values.get("decision") == "edit" and (a.values.get("corrected_response") or "").strip()]
+                     if answer_as_class(list(DECISION_STATUS), a.values.get("decision")) == "edit"
+                     and (a.values.get("corrected_response") or "").strip()]
             if texts:
                 status = "edited"
                 update["response"] = Counter(texts).most_common(1)[0][0]  # ties: the first annotator by name
@@ -63,7 +75,7 @@ def merge_record(record: Record, submitted: list[Annotation], *, rule: Aggregati
         else:
             status = DECISION_STATUS[decision]
         strategy = aggregate([a.values["strategy"] for a in submitted if a.values.get("strategy")], rule)
-        if status in ("accepted", "edited") and strategy and strategy != "none":
+        if harmful and status in ("accepted", "edited") and strategy and strategy != "none":
             update["strategy"] = strategy
     update["review"] = review.model_copy(update={"status": status})
     merged = record.model_copy(update=update)

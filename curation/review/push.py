@@ -1,5 +1,7 @@
-"""`review push`: the records the selection picks go into the queue. An Argilla record's id is our record id, so
-pushing twice makes no duplicates and pushing a newer run updates only what changed, leaving annotations alone."""
+"""`review push`: the records the selection picks go into the queues, harmful and benign each into its own. An
+Argilla record's id is our record id, so pushing twice makes no duplicates and pushing a newer run updates only
+what changed, leaving annotations alone. Once a pull has judged the judge (review/judge_trust.json), the records
+it holds back on a criterion it is not trusted on are queued whatever the selection says."""
 
 from __future__ import annotations
 
@@ -9,45 +11,62 @@ from psychosafe.core.backends import build_embedder, embedder_id
 from psychosafe.core.io import write_json_atomic
 from psychosafe.core.runs import RunFolder
 
+from ..scores import read_judge_trust, untrusted_shortfalls
 from .client import ArgillaQueue
 from .config import ReviewConfig
+from .findings import Flags, record_findings
 from .selection import load_run_records, select_records
-from .settings import build_settings, record_fields, record_metadata
+from .settings import LABELS, build_settings, record_fields, record_metadata
 
 
-def push_review(run: RunFolder, config: ReviewConfig, *, progress: bool = True) -> dict:
+def push_review(run: RunFolder, config: ReviewConfig, *, progress: bool = True, flags: Flags | None = None) -> dict:
     """Push the records the selection picks; new ones are created, changed ones updated (their annotations
-    stay), unchanged ones are left alone. Writes review/push.json."""
+    stay), unchanged ones are left alone. `flags`: record id -> findings from another source (the audit), shown
+    beside the response with the checks' own and queued by the `flagged` rule. Writes review/push.json."""
     t = time.perf_counter()
     splits = load_run_records(run)  # bad input fails before the server or any model is touched
+    trust = read_judge_trust(run)
     rows = [(r, split) for split, records in splits.items() for r in records]
-    chosen_ids = {r.id for r in select_records([r for r, _ in rows], config.select)}
+    findings = {r.id: record_findings(r, (flags or {}).get(r.id, ())) for r, _ in rows}
+    chosen_ids = {r.id for r in select_records([r for r, _ in rows], config.select, findings=findings, trust=trust)}
     chosen = [(r, s) for r, s in rows if r.id in chosen_ids]
     queue = ArgillaQueue(config)
+    queue.require_manager()
     embedder = build_embedder(config.embedder)
     dimensions = (getattr(embedder, "get_embedding_dimension", None) or embedder.get_sentence_embedding_dimension)()
-    dataset = queue.dataset(create_with=build_settings(config, dimensions))
-    existing = {q.id: q for q in queue.records(with_responses=True)}
-    new, changed, unchanged, changed_annotated = [], [], 0, 0
+    labels = [label for label in LABELS if any(r.label == label for r, _ in chosen)]
+    for label in labels:
+        queue.dataset(label, create_with=build_settings(config, dimensions, label))
+    existing = {q.id: q for q in queue.records(with_responses=True)} if labels else {}
+    todo: dict[str, list] = {label: [] for label in labels}
+    created, updated, unchanged, updated_annotated = 0, 0, 0, 0
     for record, split in chosen:
-        current = existing.get(record.id)
+        current, found = existing.get(record.id), findings[record.id]
         if current is None:
-            new.append((record, split))
-        elif current.fields != record_fields(record) or current.metadata != record_metadata(record, split):
-            changed.append((record, split))
-            changed_annotated += bool(current.annotations)
+            created += 1
+        elif current.fields != record_fields(record, found) or current.metadata != record_metadata(record, split,
+                                                                                                    found):
+            updated += 1
+            updated_annotated += bool(current.annotations)
         else:
             unchanged += 1
-    todo = new + changed
-    vectors = embedder.encode([r.prompt for r, _ in todo], normalize_embeddings=True,
-                              batch_size=config.embedder.batch_size).tolist() if todo else []
-    queue.log(todo, vectors, progress=progress)
+            continue
+        todo[record.label].append((record, split, found))
+    for label, batch in todo.items():
+        if batch:
+            vectors = embedder.encode([r.prompt for r, _, _ in batch], normalize_embeddings=True,
+                                      batch_size=config.embedder.batch_size).tolist()
+            queue.log(label, batch, vectors, progress=progress)
     result = {
-        "url": queue.url, "workspace": config.workspace, "dataset": config.dataset, "dataset_id": str(dataset.id),
+        "url": queue.url, "workspace": config.workspace, "dataset": config.dataset,
+        # what `review pull` checks the queues against: deleted, recreated or changed since is refused
+        "queues": {label: queue.fingerprint(label) for label in labels},
         "selection": config.select.model_dump(), "min_submitted": config.min_submitted,
         "embedder": embedder_id(config.embedder),
-        "counts": {"in_run": len(rows), "selected": len(chosen), "created": len(new), "updated": len(changed),
-                   "updated_with_annotations": changed_annotated, "unchanged": unchanged},
+        "counts": {"in_run": len(rows), "selected": len(chosen), "created": created, "updated": updated,
+                   "updated_with_annotations": updated_annotated, "unchanged": unchanged,
+                   "untrusted_judge": sum(1 for r, _ in rows if untrusted_shortfalls(r, trust)),
+                   **{label: sum(1 for r, _ in chosen if r.label == label) for label in LABELS}},
         "seconds": round(time.perf_counter() - t, 3),
     }
     write_json_atomic(run.review / "push.json", result)

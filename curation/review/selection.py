@@ -9,8 +9,9 @@ from psychosafe.core.runs import RunFolder
 from psychosafe.errors import InputError
 from psychosafe.schemas import Record, dataset_to_records, default_rubric
 
-from ..usable import blocking_reasons
+from ..scores import JudgeTrust, untrusted_shortfalls
 from .config import SelectionConfig
+from .findings import Finding, record_findings
 
 
 def load_run_records(run: RunFolder) -> dict[str, list[Record]]:
@@ -37,20 +38,26 @@ def is_low_score(record: Record) -> bool:
     return not default_rubric().meets_thresholds(record.scores, record.label, missing="pass")
 
 
-def is_flagged(record: Record) -> bool:
-    """The rule-based checks failed, or a contact detail is not in the directory (curation.usable's policy)."""
-    return bool({"checks_failed", "unverified_contacts"} & set(blocking_reasons(record)))
+def is_flagged(findings: list[Finding]) -> bool:
+    """A check failed (a contact not in the directory, no refusal marker, a template answer, ...) or another
+    source flagged it. An empty response is not a flag here: a corpus of prompts alone is not a review queue."""
+    return any(f.flag and f.code != "empty_response" for f in findings)
 
 
-def select_records(records: list[Record], config: SelectionConfig) -> list[Record]:
-    """The records any of the configured rules picks, in their original order."""
+def select_records(records: list[Record], config: SelectionConfig, *, findings: dict[str, list[Finding]] | None = None,
+                   trust: JudgeTrust | None = None) -> list[Record]:
+    """The records any of the configured rules picks, in their original order. `findings`: record id -> its
+    findings (findings.record_findings; computed here when not given). With the run's verdict on its judge
+    (`trust`), the records the judge holds back on a criterion it is not trusted on are always picked: a person
+    decides them instead."""
     if "all" in config.rules:
         return list(records)
-    picked: set[str] = set()
+    picked: set[str] = {r.id for r in records if untrusted_shortfalls(r, trust)}
     if "low_scores" in config.rules:
         picked |= {r.id for r in records if is_low_score(r)}
     if "flagged" in config.rules:
-        picked |= {r.id for r in records if is_flagged(r)}
+        findings = findings or {}
+        picked |= {r.id for r in records if is_flagged(findings[r.id] if r.id in findings else record_findings(r))}
     if "sample" in config.rules:
         rng = random.Random(config.seed)
         by_domain: dict[str, list[Record]] = defaultdict(list)

@@ -40,9 +40,13 @@ def push(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, da
                                 "select.sample_per_domain": sample_per_domain})
     result = push_review(RunFolder(run_dir), cfg)
     counts = result["counts"]
+    queues = ", ".join(f"{q['name']} ({counts[label]})" for label, q in result["queues"].items()) or "no queue"
     console.print(f"[green]pushed[/green] {counts['selected']} of {counts['in_run']} records to "
-                  f"{result['url']} ({cfg.workspace}/{cfg.dataset}): {counts['created']} created, "
+                  f"{result['url']} ({cfg.workspace}: {queues}): {counts['created']} created, "
                   f"{counts['updated']} updated, {counts['unchanged']} unchanged")
+    if counts["untrusted_judge"]:
+        console.print(f"{counts['untrusted_judge']} record(s) the judge holds back on a criterion it is not trusted "
+                      "on were queued for a person to decide (review/judge_trust.json)")
     console.print(f"log: {Path(run_dir) / 'review' / 'push.json'}")
 
 
@@ -58,8 +62,13 @@ def pull(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, da
     summary = pull_review(RunFolder(run_dir), cfg, min_submitted=min_submitted)
     console.print("[green]merged[/green]: " + ", ".join(f"{k} {v}" for k, v in summary["statuses"].items())
                   + f" ({summary['annotators']} annotators, rule {summary['rule']})")
+    trust = summary["judge_trust"]
+    console.print(f"judge trusted on: {', '.join(trust['trusted']) or 'no criterion'}"
+                  + (f"; not on: {', '.join(trust['untrusted'])}" if trust["untrusted"] else "")
+                  + f" ({trust['reviewed']} reviewed records)")
     review = Path(run_dir) / "review"
-    console.print(f"dataset: {review / 'dataset'}\nreport: {review / 'report.md'}\nsummary: {review / 'summary.json'}")
+    console.print(f"dataset: {review / 'dataset'}\nreport: {review / 'report.md'}\nsummary: {review / 'summary.json'}"
+                  f"\njudge trust: {review / 'judge_trust.json'}")
 
 
 @app.command()
@@ -70,8 +79,9 @@ def status(config: Optional[Path] = ReviewConfigOpt, dataset: Optional[str] = Da
 
     progress = review_status(load_review_config(config, dataset=dataset, workspace=workspace))
 
-    out.print(f"{progress['workspace']}/{progress['dataset']} at {progress['url']}: {progress['records']} records, "
-              f"{progress['min_submitted']} submitted response(s) needed each")
+    queues = ", ".join(f"{label} {n}" for label, n in progress["queues"].items() if n)
+    out.print(f"{progress['workspace']}/{progress['dataset']} at {progress['url']}: {progress['records']} records "
+              f"({queues}), {progress['min_submitted']} submitted response(s) needed each")
     domains = Table("domain", "records", "with a response", "completed")
     for domain, c in progress["per_domain"].items():
         domains.add_row(domain, str(c["records"]), str(c["with_responses"]), str(c["completed"]))

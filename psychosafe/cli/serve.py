@@ -40,15 +40,18 @@ ArgillaStateOpt = typer.Option(argilla_server.DEFAULT_STATE, "--state-dir",
 
 @argilla_app.command("start")
 def argilla_start(state_dir: Path = ArgillaStateOpt,
-                  port: int = typer.Option(argilla_server.DEFAULT_PORT,
-                                           help="Argilla's port on 127.0.0.1 (0: a free one)"),
-                  api_key: str = typer.Option(argilla_server.DEFAULT_API_KEY,
-                                              help="the owner's API key (only used when first created)"),
-                  password: str = typer.Option(argilla_server.DEFAULT_PASSWORD,
-                                               help="the owner's UI password (only used when first created)")) -> None:
+                  port: int = typer.Option(argilla_server.DEFAULT_PORT, help="Argilla's port (0: a free one)"),
+                  host: str = typer.Option("127.0.0.1", help="where Argilla listens: 0.0.0.0 for annotators on your "
+                                                             "network (the owner's key and password are then "
+                                                             "generated, and the published defaults refused)"),
+                  api_key: Optional[str] = typer.Option(None, help="the owner's API key (default: the published "
+                                                                   "local one on 127.0.0.1, else generated)"),
+                  password: Optional[str] = typer.Option(None, help="the owner's UI password (default: as the key)"),
+                  ) -> None:
     """Start Redis, osmem and argilla-server; wait until the API answers."""
-    info = argilla_server.start(state_dir, port=port, api_key=api_key, password=password)
-    out.print(f"Argilla is up at {info['url']} (UI login: {info['owner']}, "
+    info = argilla_server.start(state_dir, port=port, host=host, api_key=api_key, password=password)
+    where = f"{info['url']}" + (f", for annotators {info['shared_url']}" if "shared_url" in info else "")
+    out.print(f"Argilla is up at {where} (UI login: {info['owner']}, "
               f"password in {Path(info['state_dir']) / 'server.json'})", markup=False, highlight=False)
     where = "" if state_dir == argilla_server.DEFAULT_STATE else f" --state-dir {state_dir}"
     out.print(f'Point psychosafe at it: eval "$(psychosafe serve argilla env{where})"', markup=False,

@@ -1,7 +1,9 @@
 """A local Argilla server without Docker: Redis, osmem (an in-memory OpenSearch emulator) and
-argilla-server 2.8.0 with SQLite, all on 127.0.0.1, all state in one folder.
+argilla-server 2.8.0 with SQLite, all state in one folder. Redis and osmem always listen on 127.0.0.1;
+argilla-server too, unless asked to listen elsewhere for a small team (`--host 0.0.0.0`).
 
     psychosafe serve argilla start      # prints the URL; the owner's API key is in STATE/server.json
+    psychosafe serve argilla start --host 0.0.0.0   # for annotators on the network: owner key and password generated
     eval "$(psychosafe serve argilla env)"   # sets ARGILLA_API_URL and ARGILLA_API_KEY
     psychosafe serve argilla add-user alice --password 'a-long-password'   # an annotator
     psychosafe serve argilla status
@@ -13,18 +15,25 @@ tests start their own instance with `start(state_dir, port=0)` and stop it after
 
 The records, users and annotations live in SQLite (STATE/argilla.db) and survive a restart; the
 search index lives in osmem's memory, so `start` rebuilds it from the database when one exists.
+
+On 127.0.0.1 alone the owner has a fixed, published key and password: right for one machine, where only its user
+can reach the server. Listening anywhere else, the published ones are refused: the owner's key and password are
+generated (or taken from the caller), kept in STATE/owner.json readable by the user alone, reused at the next
+start, and never printed or logged; the state folder (the database holds every user's key) is the user's alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from shutil import which
+from socket import gethostname
 
 from psychosafe.app.serve.process import ServerError, end_process_groups, find_venv, free_port, log_tail, port_open
 
@@ -33,7 +42,31 @@ DEFAULT_PORT = 6900
 # A known key for a server that only listens on 127.0.0.1; tests and local use read it from server.json.
 DEFAULT_API_KEY = "psychosafe.local.apikey"
 DEFAULT_PASSWORD = "psychosafe-local"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 OWNER = "argilla"  # the username argilla-server's `create_default` gives the owner
+# Sets the owner's key and password (creating the owner on a new database), read from the environment: a command
+# line is visible to every user of the machine, a process's environment only to its own user.
+OWNER_SCRIPT = """
+import asyncio, os
+from argilla_server.cli.database.users.utils import get_or_new_workspace
+from argilla_server.constants import DEFAULT_USERNAME
+from argilla_server.contexts import accounts
+from argilla_server.database import AsyncSessionLocal
+from argilla_server.models import User, UserRole
+
+async def main():
+    key, password = os.environ["PSYCHOSAFE_OWNER_API_KEY"], os.environ["PSYCHOSAFE_OWNER_PASSWORD"]
+    async with AsyncSessionLocal() as session:
+        owner = await accounts.get_user_by_username(session, DEFAULT_USERNAME)
+        if owner is None:
+            await User.create(session, first_name="", username=DEFAULT_USERNAME, role=UserRole.owner, api_key=key,
+                              password_hash=accounts.hash_password(password),
+                              workspaces=[await get_or_new_workspace(session, DEFAULT_USERNAME)])
+        elif owner.api_key != key or not accounts.verify_password(password, owner.password_hash):
+            await owner.update(session, api_key=key, password_hash=accounts.hash_password(password))
+
+asyncio.run(main())
+"""
 READY_TIMEOUT = 180.0
 # The launcher runs inside the server's virtualenv: a file of this package, never imported here.
 ENGINE = Path(__file__).with_name("argilla_engine.py")
@@ -58,6 +91,37 @@ def _http_ok(url: str, api_key: str | None = None, timeout: float = 2.0) -> bool
 
 def _state_file(state: Path) -> Path:
     return state / "server.json"
+
+
+def _owner_file(state: Path) -> Path:
+    return state / "owner.json"
+
+
+def _write_private(path: Path, data: dict) -> None:
+    """Readable and writable by the user alone from the moment it exists (never world-readable in between)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(data, indent=2) + "\n")
+
+
+def owner_credentials(state: Path, host: str, api_key: str | None, password: str | None) -> tuple[str, str]:
+    """The owner's key and password for a server listening on `host`. On 127.0.0.1: those given, else the published
+    defaults. Elsewhere: the published defaults are refused; those given, else the ones kept from the last shared
+    start, else new random ones; kept in STATE/owner.json (mode 600)."""
+    if host in LOOPBACK:
+        return api_key or DEFAULT_API_KEY, password or DEFAULT_PASSWORD
+    if api_key == DEFAULT_API_KEY or password == DEFAULT_PASSWORD:
+        raise ServerError(f"listening on {host}, anyone on the network could log in with the published default "
+                          f"{'API key' if api_key == DEFAULT_API_KEY else 'password'}: leave --api-key and --password "
+                          "out to have them generated, or choose your own")
+    kept = json.loads(_owner_file(state).read_text()) if _owner_file(state).is_file() else {}
+    api_key = api_key or kept.get("api_key") or secrets.token_urlsafe(32)
+    password = password or kept.get("password") or secrets.token_urlsafe(18)
+    if len(password) < 8:
+        raise ServerError("the owner's password needs 8 characters or more")
+    _write_private(_owner_file(state), {"username": OWNER, "api_key": api_key, "password": password})
+    return api_key, password
 
 
 def read_state(state_dir: str | Path = DEFAULT_STATE) -> dict | None:
@@ -92,16 +156,21 @@ def _run_checked(args: list[str], env: dict, log: Path, what: str) -> None:
         raise ServerError(f"{what} failed (exit {done.returncode}); {log}:\n{log_tail(log, 25)}")
 
 
-def start(state_dir: str | Path = DEFAULT_STATE, *, port: int = DEFAULT_PORT, api_key: str = DEFAULT_API_KEY,
-          password: str = DEFAULT_PASSWORD, timeout: float = READY_TIMEOUT) -> dict:
+def start(state_dir: str | Path = DEFAULT_STATE, *, port: int = DEFAULT_PORT, host: str = "127.0.0.1",
+          api_key: str | None = None, password: str | None = None, timeout: float = READY_TIMEOUT) -> dict:
     """Start Redis, osmem and argilla-server; wait until the API answers with the owner's key.
-    `port=0` picks a free port. Returns the state (url, api_key, pids, ports); idempotent."""
+    `port=0` picks a free port; `host` is where argilla-server listens (owner_credentials says what that changes).
+    Returns the state (url, api_key, pids, ports); idempotent for the same host."""
     state = Path(state_dir).resolve()
     current = read_state(state)
-    if current and _http_ok(f"{current['url']}/api/v1/me", current["api_key"]):
+    if current and current.get("host", "127.0.0.1") == host and _http_ok(f"{current['url']}/api/v1/me",
+                                                                         current["api_key"]):
         return current
     if current:
         stop(state)
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o700)  # the database holds every user's API key
+    api_key, password = owner_credentials(state, host, api_key, password)
     venv = server_venv()
     python = venv / "bin" / "python"
     redis = redis_server()
@@ -112,7 +181,6 @@ def start(state_dir: str | Path = DEFAULT_STATE, *, port: int = DEFAULT_PORT, ap
     if port and port_open(port):
         raise ServerError(f"port {port} on 127.0.0.1 is taken (another Argilla?): pass --port N, or --port 0 for a "
                           "free one")
-    state.mkdir(parents=True, exist_ok=True)
     ports = {"argilla": port or free_port(), "redis": free_port(), "osmem": free_port()}
     logs = {name: state / f"{name}.log" for name in ("redis", "osmem", "argilla")}
     procs: dict[str, subprocess.Popen] = {}
@@ -136,21 +204,25 @@ def start(state_dir: str | Path = DEFAULT_STATE, *, port: int = DEFAULT_PORT, ap
         existed = (state / "argilla.db").is_file()
         _run_checked([str(python), "-m", "argilla_server", "database", "migrate"], env, logs["argilla"],
                      "database migrate")
-        _run_checked([str(python), "-m", "argilla_server", "database", "users", "create_default", "--api-key", api_key,
-                      "--password", password, "--quiet"], env, logs["argilla"], "creating the owner user")
+        _run_checked([str(python), "-c", OWNER_SCRIPT], env | {"PSYCHOSAFE_OWNER_API_KEY": api_key,
+                                                               "PSYCHOSAFE_OWNER_PASSWORD": password},
+                     logs["argilla"], "setting the owner's key and password")
         if existed:  # osmem keeps nothing between runs: rebuild the index from the database
             _run_checked(launcher + ["cli", "search-engine", "reindex"], env, logs["argilla"], "search-engine reindex")
-        procs["argilla"] = _spawn(launcher + ["--port", str(ports["argilla"])], logs["argilla"], env)
+        procs["argilla"] = _spawn(launcher + ["--host", host, "--port", str(ports["argilla"])], logs["argilla"], env)
         # Background jobs (recomputing record statuses after a change of min_submitted, Hub import/export)
         # run in an rq worker; through the launcher, so that it searches with the same engine.
         logs["worker"] = state / "worker.log"
         procs["worker"] = _spawn(launcher + ["cli", "worker", "--num-workers", "1"], logs["worker"], env)
-        url = f"http://127.0.0.1:{ports['argilla']}"
-        info = {"url": url, "api_key": api_key, "owner": OWNER, "password": password, "ports": ports,
+        # this machine reaches it on loopback whatever it listens on; others, at `shared_url`
+        url = f"http://{host if host in LOOPBACK else '127.0.0.1'}:{ports['argilla']}"
+        info = {"url": url, "host": host, "api_key": api_key, "owner": OWNER, "password": password, "ports": ports,
                 "pids": {name: p.pid for name, p in procs.items()}, "state_dir": str(state)}
-        # Written before waiting, so that `stop` can end a server that never became ready.
-        _state_file(state).write_text(json.dumps(info, indent=2) + "\n")
-        os.chmod(_state_file(state), 0o600)  # it holds the owner's key and password
+        if host not in LOOPBACK:
+            info["shared_url"] = f"http://{gethostname() if host in ('0.0.0.0', '::') else host}:{ports['argilla']}"
+        # Written before waiting, so that `stop` can end a server that never became ready; it holds the owner's key
+        # and password, so it is the user's alone.
+        _write_private(_state_file(state), info)
         _wait("argilla-server", lambda: _http_ok(f"{url}/api/v1/me", api_key), procs, logs, timeout)
         return info
     except BaseException:
@@ -182,8 +254,10 @@ def status(state_dir: str | Path = DEFAULT_STATE) -> dict:
     info = read_state(state_dir)
     if not info:
         return {"running": False, "state_dir": str(Path(state_dir).resolve())}
+    shared = {"shared_url": info["shared_url"]} if "shared_url" in info else {}
     return {"running": _http_ok(f"{info['url']}/api/v1/me", info["api_key"]), "url": info["url"],
-            "owner": info["owner"], "pids": info["pids"], "state_dir": info["state_dir"]}
+            "host": info.get("host", "127.0.0.1"), **shared, "owner": info["owner"], "pids": info["pids"],
+            "state_dir": info["state_dir"]}
 
 
 def _api(info: dict, method: str, path: str, body: dict | None = None) -> dict:
