@@ -14,7 +14,7 @@ from .balance import balance_domains
 from .checks import apply_checks
 from .collapse import detect_template_collapse
 from .dedup import dedup_exact, dedup_semantic
-from .scores import filter_scores
+from .scores import filter_scores, read_judge_trust
 from .similarity import choose_method, nearest_similarity
 from .steps import Step, StepContext, StepResult
 
@@ -100,14 +100,15 @@ class Checks(Step):
 
 
 class ScoreFilter(Step):
-    """Judged records below the minimum scores are set aside; unjudged ones pass."""
+    """Judged records below the minimum scores are set aside; unjudged ones pass. After a review pull, only on the
+    criteria the judge is trusted on (the run's review/judge_trust.json; curation/scores.py)."""
 
     def __init__(self, min_scores: dict[str, bool | int] | None = None, name: str = "scores"):
         self.min_scores = min_scores
         self.name = name
 
     def run(self, records: list[Record], context: StepContext) -> StepResult:
-        return filter_scores(records, self.min_scores, name=self.name)
+        return filter_scores(records, self.min_scores, name=self.name, trust=read_judge_trust(context.run))
 
 
 class Balance(Step):

@@ -4,6 +4,7 @@ then filters on the first only, the second's records go to the review queue, pub
 prints kappa per criterion. No server needed."""
 
 import json
+from types import SimpleNamespace
 
 import datasets
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from psychosafe.core.runs import RunFolder
 from psychosafe.curation.checks import check_record
 from psychosafe.curation.publish import PublishBlocked, PublishConfig, build_publish_folder
+from psychosafe.curation.registry import ScoreFilter
 from psychosafe.curation.review import (
     Annotation,
     QueueRecord,
@@ -116,6 +118,10 @@ def test_a_criterion_with_low_kappa_stops_filtering_and_its_records_are_queued(t
     assert [r.id for r in after.kept] == [weak_grounding.id, good.id]
     assert [r.id for r in after.rejected] == [refused_not.id] and "refusal is no" in after.rejected[0].reason
     assert after.notes["judge_trust"] == {"untrusted": ["grounding", "compliance"], "left_for_review": 1}
+
+    # curation's own step reads the run's verdict: a re-curation of the reviewed run filters the same way
+    step = ScoreFilter().run(new_batch, SimpleNamespace(run=run))
+    assert [r.id for r in step.kept] == [weak_grounding.id, good.id] and step.notes["judge_trust"]["left_for_review"]
 
     # queued whatever the selection rules say; the record trusted criteria decided is not
     picked = select_records(new_batch, SelectionConfig(rules=["flagged"]), trust=trust)
