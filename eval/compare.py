@@ -1,74 +1,127 @@
 """Compare two judged eval folders (v0 vs v1, base vs fine-tuned) on the same prompts, in the shape of the
-paper's table: per-criterion rates and means, overall refusal quality, relative improvement
-((B - A) / A), per domain, with paired bootstrap 95 % intervals and a paired permutation test."""
+paper's table, per criterion and per domain.
+
+The headline is the relative change (B - A) / A on the scale the paper reports: a yes/no criterion's yes-rate, a
+graded criterion's raw 1-5 mean (as the paper's evaluation code computes its changes). Beside it, labelled, the same
+change on 0-1 (a rating r as (r - 1) / 4), which for a graded criterion is (m_B - m_A) / (m_A - 1): larger than the
+paper's figure. Overall refusal quality is the rubric's one definition (Rubric.overall_quality_definition), on 0-1.
+
+A verdict missing on a criterion follows the `missing` policy, and the report says which and how many were
+dropped: `paired` counts a prompt only when every criterion is scored in both folders; `per_criterion` takes each
+folder's mean over the prompts it scored on that criterion (unpaired, as the paper's code). Intervals: bootstrap
+95 % (paired prompts resampled together); p: permutation tests (sign-flip when paired, two-sample when not).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 from psychosafe.core.io import markdown_table, write_json_atomic
 from psychosafe.errors import InputError
 from psychosafe.schemas import default_rubric
 
-from .metrics import overall_quality, paired_comparison, unit_scores
+from .config import MissingPolicy
+from .metrics import overall_quality, paired_comparison, unit_scores, unpaired_comparison
 from .records import COMPLIANCE_BENCHMARKS, EvalRecord
-from .report import bar_chart, eval_summary, fmt, fmt_ci, fmt_p, latest_records
+from .report import bar_chart, eval_summary, fmt, fmt_ci, fmt_p, judged_records
 from .tasks import first_per_group
 
+Pairs = list[tuple[EvalRecord, EvalRecord]]
+MISSING_POLICIES = {
+    "paired": "a prompt counts only when every criterion is scored in both A and B",
+    "per_criterion": "each folder's mean over the prompts it scored on that criterion, unpaired (the paper's code)",
+}
+RELATIVE_DEFINITION = ("(B - A) / A on the paper's scale: the yes-rate of a yes/no criterion, the raw mean of a graded "
+                       "one; `unit` holds the same on 0-1 (a rating r as (r - min) / (max - min))")
 
-def _judged(folder: Path) -> list[EvalRecord]:
-    records, checked = latest_records(folder)
-    if not checked:
-        raise InputError(folder, "not judged yet; run `psychosafe eval judge` on it first")
-    return records
+
+def _values(pairs: Pairs, policy: MissingPolicy, get: Callable[[EvalRecord], float | None]):
+    """(A's values, B's values, dropped) of one figure under the policy."""
+    if policy == "paired":
+        kept = [(x, y) for x, y in pairs if unit_scores(x.scores) is not None and unit_scores(y.scores) is not None]
+        return [get(x) for x, _ in kept], [get(y) for _, y in kept], {"pairs": len(pairs) - len(kept)}
+    a = [v for x, _ in pairs if (v := get(x)) is not None]
+    b = [v for _, y in pairs if (v := get(y)) is not None]
+    return a, b, {"a": len(pairs) - len(a), "b": len(pairs) - len(b)}
 
 
-def _criteria_block(pairs: list[tuple[EvalRecord, EvalRecord]], resamples: int, seed: int) -> dict:
-    rubric = default_rubric()
+def _criteria_block(pairs: Pairs, policy: MissingPolicy, resamples: int, seed: int) -> dict:
+    """Per criterion: the comparison on the paper's scale (the headline), `unit` on 0-1 beside it, and what the
+    missing-value policy dropped; then overall refusal quality (0-1)."""
+    compare = paired_comparison if policy == "paired" else unpaired_comparison
+
+    def stats(get) -> tuple[dict, dict]:
+        a, b, dropped = _values(pairs, policy, get)
+        return compare(a, b, resamples=resamples, seed=seed), dropped
+
     out = {}
-    for c in rubric.criteria:
-        a = [c.scale_to_unit(getattr(x.scores, c.id)) for x, _ in pairs]
-        b = [c.scale_to_unit(getattr(y.scores, c.id)) for _, y in pairs]
-        entry = paired_comparison(a, b, resamples=resamples, seed=seed)
-        if c.kind == "scale":  # the paper reports scales on their own range as well
-            entry["base_raw"] = (sum(getattr(x.scores, c.id) for x, _ in pairs) / len(pairs)) if pairs else None
-            entry["new_raw"] = (sum(getattr(y.scores, c.id) for _, y in pairs) / len(pairs)) if pairs else None
+    for c in default_rubric().criteria:
+        def raw(r: EvalRecord, c=c) -> float | None:
+            value = getattr(r.scores, c.id)
+            return None if value is None else float(value)
+
+        def unit(r: EvalRecord, c=c) -> float | None:
+            value = getattr(r.scores, c.id)
+            return None if value is None else c.scale_to_unit(value)
+
+        entry, dropped = stats(raw)
+        entry |= {"kind": c.kind, "scale": "rate" if c.kind == "binary" else f"mean {c.min}-{c.max}",
+                  "dropped": dropped, "unit": stats(unit)[0]}
+        if c.kind == "scale":  # the names summary.json gave the raw means before the headline moved to them
+            entry["base_raw"], entry["new_raw"] = entry["base"], entry["new"]
         out[c.id] = entry
-    out["overall_quality"] = paired_comparison([overall_quality(x.scores) for x, _ in pairs],
-                                               [overall_quality(y.scores) for _, y in pairs],
-                                               resamples=resamples, seed=seed)
+    overall, dropped = stats(lambda r: overall_quality(r.scores))
+    out["overall_quality"] = overall | {"kind": "overall", "scale": "mean 0-1", "dropped": dropped}
     return out
 
 
+def _any_score(r: EvalRecord) -> bool:
+    return any(getattr(r.scores, c.id) is not None for c in default_rubric().criteria)
+
+
+def _has_responses(records: dict[str, EvalRecord]) -> bool:
+    return any(r.response.strip() for r in records.values())
+
+
 def compare_runs(a: str | Path, b: str | Path, out: str | Path, *, resamples: int = 2000, seed: int = 0,
-                 limit: int | None = None) -> dict:
+                 limit: int | None = None, missing: MissingPolicy = "paired") -> dict:
     """summary.json + report.md + charts in `out`; returns the summary. A is the baseline, B the new model.
-    `limit` keeps A's first N prompts per group (and their pairs in B)."""
+    `limit` keeps A's first N prompts per group (and their pairs in B); `missing` is the missing-verdict policy."""
+    if missing not in MISSING_POLICIES:
+        raise ValueError(f"missing: expected one of {list(MISSING_POLICIES)}, got {missing!r}")
     a, b, out = Path(a), Path(b), Path(out)
-    ra, rb = {r.id: r for r in first_per_group(_judged(a), limit)}, {r.id: r for r in _judged(b)}
+    ra, rb = {r.id: r for r in first_per_group(judged_records(a), limit)}, {r.id: r for r in judged_records(b)}
     common = [i for i in ra if i in rb]
     if not common:
         raise InputError(b, f"no prompt in common with {a}; compare two evals of the same prompt set")
     harmful = [(ra[i], rb[i]) for i in common
-               if ra[i].label == "harmful" and ra[i].benchmark not in COMPLIANCE_BENCHMARKS
-               and unit_scores(ra[i].scores) is not None and unit_scores(rb[i].scores) is not None]
+               if ra[i].label == "harmful" and ra[i].benchmark not in COMPLIANCE_BENCHMARKS]
+    both = [(x, y) for x, y in harmful if unit_scores(x.scores) is not None and unit_scores(y.scores) is not None]
+    rubric = default_rubric()
     summary: dict = {
         "a": str(a), "b": str(b), "label_a": a.name, "label_b": b.name,
         "counts": {"a": len(ra), "b": len(rb), "common": len(common), "only_in_a": len(ra) - len(common),
-                   "only_in_b": len(rb) - len(common), "harmful_scored_in_both": len(harmful)},
-        "criteria": _criteria_block(harmful, resamples, seed),
+                   "only_in_b": len(rb) - len(common), "harmful_scored_in_both": len(both)},
+        "relative_definition": RELATIVE_DEFINITION,
+        "overall_definition": rubric.overall_quality_definition(),
+        "missing": {"policy": missing, "rule": MISSING_POLICIES[missing], "harmful_prompts": len(harmful)},
+        "criteria": _criteria_block(harmful, missing, resamples, seed),
     }
+    summary["missing"]["dropped"] = {k: e["dropped"] for k, e in summary["criteria"].items()}
     groups = defaultdict(list)
-    for x, y in harmful:
-        groups[x.domain or x.group].append((x, y))
-    summary["per_group"] = {g: _criteria_block(p, resamples, seed) for g, p in sorted(groups.items())}
+    for x, y in (both if missing == "paired" else harmful):  # a domain appears when it holds a counted verdict
+        if missing == "paired" or _any_score(x) or _any_score(y):
+            groups[x.domain or x.group].append((x, y))
+    summary["per_group"] = {g: _criteria_block(p, missing, resamples, seed) for g, p in sorted(groups.items())}
     benign = [(ra[i], rb[i]) for i in common if ra[i].label == "benign" and ra[i].scores.compliance
               and rb[i].scores.compliance]
     summary["benign_full_compliance"] = paired_comparison(
         [float(x.scores.compliance == "full_compliance") for x, _ in benign],
         [float(y.scores.compliance == "full_compliance") for _, y in benign], resamples=resamples, seed=seed)
-    summary["checks"] = {
+    # verdicts imported without the responses they judged have nothing to check
+    summary["checks"] = {} if not (_has_responses(ra) and _has_responses(rb)) else {
         name: paired_comparison([float(test(x)) for x, _ in pairs], [float(test(y)) for _, y in pairs],
                                 resamples=resamples, seed=seed)
         for name, test, pairs in (
@@ -89,36 +142,73 @@ def compare_runs(a: str | Path, b: str | Path, out: str | Path, *, resamples: in
     return summary
 
 
+def _n(e: dict) -> str:
+    """The prompts a figure rests on: one number when paired, A's and B's when not."""
+    return str(e["n"]) if e["n"] is not None else f"{e['n_base']} / {e['n_new']}"
+
+
+def _dropped(e: dict) -> str:
+    d = e["dropped"]
+    return str(d["pairs"]) if "pairs" in d else f"{d['a']} / {d['b']}"
+
+
 def _row(name: str, e: dict, pct: bool) -> list[str]:
     return [name, fmt(e["base"], pct), fmt(e["new"], pct), fmt(e["difference"], pct), fmt(e["relative"], True),
             fmt_ci(e["relative_ci"], True), fmt_p(e["p_value"])]
 
 
+def _rubric_table(s: dict) -> str:
+    rubric = default_rubric()
+    crit = s["criteria"]
+    rows = []
+    for c in rubric.criteria:
+        e = crit[c.id]
+        rows.append([c.name, e["scale"], _n(e), _dropped(e), fmt(e["base"], c.kind == "binary"),
+                     fmt(e["new"], c.kind == "binary"), fmt(e["difference"], c.kind == "binary"),
+                     fmt(e["relative"], True), fmt_ci(e["relative_ci"], True), fmt(e["unit"]["relative"], True),
+                     fmt_p(e["p_value"])])
+    q = crit["overall_quality"]
+    rows.append(["Overall refusal quality", q["scale"], _n(q), _dropped(q), fmt(q["base"]), fmt(q["new"]),
+                 fmt(q["difference"]), fmt(q["relative"], True), fmt_ci(q["relative_ci"], True),
+                 fmt(q["relative"], True), fmt_p(q["p_value"])])
+    paired = s["missing"]["policy"] == "paired"
+    header = ["criterion", "scale", "n" if paired else "n (A / B)", "dropped" if paired else "dropped (A / B)",
+              s["label_a"], s["label_b"], "difference", "relative (paper's scale)", "95 % interval (relative)",
+              "relative on 0-1", "p"]
+    return markdown_table(header, rows)
+
+
 def _write_report(s: dict, out: Path) -> None:
     rubric = default_rubric()
     la, lb = s["label_a"], s["label_b"]
-    header = ["criterion", la, lb, "difference", "relative", "95 % interval (relative)", "p (paired)"]
     crit = s["criteria"]
-    rows = [_row(f"{c.name} ({'rate' if c.kind == 'binary' else f'{c.min}-{c.max} scaled 0-1'})", crit[c.id],
-                 c.kind == "binary") for c in rubric.criteria]
-    rows.append(_row("Overall refusal quality (0-1)", crit["overall_quality"], False))
-    c = s["counts"]
+    c, m = s["counts"], s["missing"]
+    paired = m["policy"] == "paired"
+    dropped = (f"{crit['overall_quality']['dropped']['pairs']} of {m['harmful_prompts']} harmful prompts dropped"
+               if paired else "dropped per criterion in the table (A / B)")
     md = [f"# Comparison: {la} (A, baseline) vs {lb} (B)", "",
           f"- A: `{s['a']}`", f"- B: `{s['b']}`",
           f"- Prompts: {c['common']} in both ({c['only_in_a']} only in A, {c['only_in_b']} only in B); "
-          f"{c['harmful_scored_in_both']} harmful prompts judged in both are paired below.",
-          "- Relative = (B - A) / A, as the paper reports (+28.1 % overall, +46.8 % references, +34.8 % grounding). "
-          "Intervals: paired bootstrap over prompts; p: paired sign-flip permutation test.", "",
-          "## Rubric (harmful prompts)", "", markdown_table(header, rows), "", "![criteria](criteria.png)", ""]
+          f"{m['harmful_prompts']} of them harmful, {c['harmful_scored_in_both']} with every criterion scored in both.",
+          "- **Relative change** (the headline) = (B - A) / A on the paper's scale: the yes-rate of a yes/no "
+          "criterion, the raw mean of a graded one, as the paper's evaluation code computes it. *Relative on 0-1* is "
+          "the same change with each rating r scaled to (r - 1) / 4; for a graded criterion that is "
+          "(m_B - m_A) / (m_A - 1), larger than the paper's figure.",
+          f"- **Overall refusal quality**: {s['overall_definition']}.",
+          f"- **Missing verdicts**: policy `{m['policy']}`: {m['rule']}; {dropped}.",
+          "- Intervals: bootstrap 95 %" + (", prompts resampled in pairs; p: paired sign-flip permutation test."
+                                           if paired else ", each folder resampled on its own; p: two-sample "
+                                                          "permutation test."), "",
+          "## Rubric (harmful prompts)", "", _rubric_table(s), "", "![criteria](criteria.png)", ""]
     names = [x.name for x in rubric.criteria] + ["Overall"]
-    keys = [x.id for x in rubric.criteria] + ["overall_quality"]
-    bar_chart(out / "criteria.png", names, {la: [crit[k]["base"] for k in keys], lb: [crit[k]["new"] for k in keys]},
-              intervals={la: [crit[k]["base_ci"] for k in keys], lb: [crit[k]["new_ci"] for k in keys]},
+    units = [crit[x.id]["unit"] for x in rubric.criteria] + [crit["overall_quality"]]
+    bar_chart(out / "criteria.png", names, {la: [e["base"] for e in units], lb: [e["new"] for e in units]},
+              intervals={la: [e["base_ci"] for e in units], lb: [e["new_ci"] for e in units]},
               title="Rubric on harmful prompts (0-1, 95 % bootstrap interval)", ylabel="score (0-1)")
     if s["per_group"]:
         md += ["## Per domain", "", markdown_table(["domain", "n", f"{la} overall", f"{lb} overall", "relative",
-                                            "95 % interval", "p"], [
-            [g, e["overall_quality"]["n"], fmt(e["overall_quality"]["base"]), fmt(e["overall_quality"]["new"]),
+                                                    "95 % interval", "p"], [
+            [g, _n(e["overall_quality"]), fmt(e["overall_quality"]["base"]), fmt(e["overall_quality"]["new"]),
              fmt(e["overall_quality"]["relative"], True), fmt_ci(e["overall_quality"]["relative_ci"], True),
              fmt_p(e["overall_quality"]["p_value"])] for g, e in s["per_group"].items()]), "",
                "![domains](domains.png)", ""]
@@ -130,9 +220,12 @@ def _write_report(s: dict, out: Path) -> None:
                              lb: [s["per_group"][g]["overall_quality"]["new_ci"] for g in groups]},
                   title="Overall refusal quality per domain", ylabel="overall quality (0-1)")
     b = s["benign_full_compliance"]
-    md += ["## Benign prompts and rule-based checks", "", markdown_table(header[:1] + header[1:], [
+    header = ["figure", la, lb, "difference", "relative", "95 % interval (relative)", "p (paired)"]
+    md += ["## Benign prompts and rule-based checks", "", markdown_table(header, [
         _row(f"benign: full compliance (n = {b['n']})", b, True),
         *[_row(f"{name.replace('_', ' ')} (n = {e['n']})", e, True) for name, e in s["checks"].items()]]), ""]
+    if not s["checks"]:
+        md += ["No rule-based checks: a folder holds verdicts without the responses they judged.", ""]
     if "xstest" in s:
         rows = []
         for by in ("string_match", "judge"):

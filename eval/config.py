@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -18,6 +19,10 @@ class CapabilityConfig(_Config):
     batch_size: int = Field(8, gt=0)
 
 
+MissingPolicy = Literal["paired", "per_criterion"]
+NonIntegerRule = Literal["keep", "round"]
+
+
 class EvalConfig(_Config):
     name: str = Field("eval", pattern=r"^[A-Za-z0-9_.-]+$")
     generator: LLMConfig = Field(default_factory=lambda: LLMConfig(temperature=0, max_new_tokens=160, seed=42))
@@ -26,6 +31,13 @@ class EvalConfig(_Config):
                                     min_length=1, description="one judge, or a panel (majority vote, median)")
     judge_retries: int = Field(2, ge=0, description="extra tries for rows whose judge output did not parse")
     bootstrap_resamples: int = Field(2000, ge=100)
+    missing: MissingPolicy = Field("paired", description=(
+        "compare: a prompt whose verdict is missing on a criterion. `paired`: the prompt counts only when every "
+        "criterion is scored in both folders; `per_criterion`: each folder's mean over the prompts it scored on that "
+        "criterion (unpaired, as the paper's code)"))
+    non_integer: NonIntegerRule = Field("keep", description=(
+        "import: a non-integer rating on a 1-5 criterion (4.5). `keep` it as given (as the paper's code), or `round` "
+        "it half up (4.5 -> 5)"))
     seed: int = 0
     capability: CapabilityConfig = Field(default_factory=CapabilityConfig)
 

@@ -11,6 +11,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from psychosafe.core.text import refusal_markers
+from psychosafe.curation.checks import check_record
 from psychosafe.schemas import Scores, default_rubric
 
 from .records import EvalRecord
@@ -43,6 +44,12 @@ def string_match_class(response: str) -> str:
     return "full_refusal" if refusal_markers(response) else "full_compliance"
 
 
+def check_response(record: EvalRecord) -> EvalRecord:
+    """The rule-based checks (curation.checks; an empty response stays unchecked) and the string-match class: what
+    needs no judge."""
+    return check_record(record).model_copy(update={"string_match": string_match_class(record.response)})
+
+
 # -- statistics --------------------------------------------------------------------------------
 
 def mean(values: Sequence[float]) -> float | None:
@@ -63,7 +70,8 @@ def bootstrap_ci(values: Sequence[float], *, stat: Callable[[np.ndarray], float]
 
 
 def relative_improvement(base: float | None, new: float | None) -> float | None:
-    """(new - base) / base, as the paper reports its gains; None when the base is 0 or missing."""
+    """(new - base) / base, as the paper's evaluation code computes its changes (on whatever scale the two values
+    are: the paper's headline uses yes-rates and raw 1-5 means); None when the base is 0 or missing."""
     if base is None or new is None or base == 0:
         return None
     return (new - base) / base
@@ -90,21 +98,36 @@ def paired_permutation_test(base: Sequence[float], new: Sequence[float], *, resa
     return float((np.sum(means >= observed - 1e-12) + 1) / (resamples + 1))
 
 
-def paired_comparison(base: Sequence[float], new: Sequence[float], *, resamples: int = 2000, seed: int = 0) -> dict:
-    """Base and new means with their intervals, the difference and the relative improvement with paired
-    bootstrap intervals (the same prompts resampled for both), and the permutation test's p-value."""
+def permutation_test(base: Sequence[float], new: Sequence[float], *, resamples: int = 10000,
+                     seed: int = 0) -> float | None:
+    """Two-sided p-value that two unpaired samples share their mean: the pooled values are shuffled between the
+    two groups at random. For values that cannot be paired (a verdict missing on one side only)."""
     a, b = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
-    if len(a) != len(b):
-        raise ValueError(f"paired values differ in length: {len(a)} and {len(b)}")
-    out = {"n": int(len(a)), "base": mean(a), "new": mean(b),
+    if not len(a) or not len(b):
+        return None
+    observed = abs(b.mean() - a.mean())
+    pooled = np.concatenate([a, b])
+    if np.all(pooled == pooled[0]):
+        return 1.0
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permuted(np.tile(pooled, (resamples, 1)), axis=1)
+    diffs = np.abs(shuffled[:, len(a):].mean(axis=1) - shuffled[:, :len(a)].mean(axis=1))
+    return float((np.sum(diffs >= observed - 1e-12) + 1) / (resamples + 1))
+
+
+def _comparison(a: np.ndarray, b: np.ndarray, *, paired: bool, resamples: int, seed: int) -> dict:
+    out = {"n": int(len(a)) if paired else None, "n_base": int(len(a)), "n_new": int(len(b)),
+           "base": mean(a), "new": mean(b),
            "base_ci": bootstrap_ci(a, resamples=resamples, seed=seed),
            "new_ci": bootstrap_ci(b, resamples=resamples, seed=seed)}
-    out["difference"] = None if out["base"] is None else out["new"] - out["base"]
+    out["difference"] = None if out["base"] is None or out["new"] is None else out["new"] - out["base"]
     out["relative"] = relative_improvement(out["base"], out["new"])
-    if len(a):
+    if len(a) and len(b):
         rng = np.random.default_rng(seed)
-        idx = rng.integers(0, len(a), size=(resamples, len(a)))
-        ma, mb = a[idx].mean(axis=1), b[idx].mean(axis=1)
+        idx_a = rng.integers(0, len(a), size=(resamples, len(a)))
+        # paired: the same prompts resampled for both; unpaired: each side on its own
+        idx_b = idx_a if paired else rng.integers(0, len(b), size=(resamples, len(b)))
+        ma, mb = a[idx_a].mean(axis=1), b[idx_b].mean(axis=1)
         level = [0.025, 0.975]
         out["difference_ci"] = tuple(float(x) for x in np.quantile(mb - ma, level))
         ok = ma != 0
@@ -112,8 +135,26 @@ def paired_comparison(base: Sequence[float], new: Sequence[float], *, resamples:
                               if ok.mean() > 0.99 else None)  # a base that resamples to 0 has no ratio
     else:
         out["difference_ci"] = out["relative_ci"] = None
-    out["p_value"] = paired_permutation_test(a, b, seed=seed)
+    out["p_value"] = (paired_permutation_test(a, b, seed=seed) if paired
+                      else permutation_test(a, b, resamples=resamples, seed=seed))
     return out
+
+
+def paired_comparison(base: Sequence[float], new: Sequence[float], *, resamples: int = 2000, seed: int = 0) -> dict:
+    """Base and new means with their intervals, the difference and the relative improvement with paired
+    bootstrap intervals (the same prompts resampled for both), and the permutation test's p-value."""
+    a, b = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
+    if len(a) != len(b):
+        raise ValueError(f"paired values differ in length: {len(a)} and {len(b)}")
+    return _comparison(a, b, paired=True, resamples=resamples, seed=seed)
+
+
+def unpaired_comparison(base: Sequence[float], new: Sequence[float], *, resamples: int = 2000,
+                        seed: int = 0) -> dict:
+    """As paired_comparison, for two samples of any sizes (each side's own prompts): intervals resample each side on
+    its own, and the p-value is a two-sample permutation test. `n` is None; `n_base` and `n_new` say how many."""
+    return _comparison(np.asarray(base, dtype=float), np.asarray(new, dtype=float), paired=False,
+                       resamples=resamples, seed=seed)
 
 
 # -- summaries over records --------------------------------------------------------------------
@@ -147,7 +188,7 @@ def class_rates(classes: Sequence[str]) -> dict[str, float | None]:
 
 def checks_summary(records: Iterable[EvalRecord]) -> dict:
     """Rule-based checks (curation.checks): refusal markers and contact details against the directory."""
-    records = list(records)
+    records = [r for r in records if r.checks.is_refusal is not None]  # a record without a response is unchecked
     harmful = [r for r in records if r.label == "harmful"]
     n = len(records)
     return {

@@ -11,18 +11,51 @@ from pathlib import Path
 from typing import Literal
 
 import datasets
-from pydantic import SerializeAsAny, field_validator
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
 from psychosafe.errors import InputError
-from psychosafe.schemas import Record, Rejected, dataset_to_records, default_taxonomy, features_of, records_to_dataset
+from psychosafe.schemas import (
+    Record,
+    Rejected,
+    Scores,
+    default_rubric,
+    default_taxonomy,
+    features_of,
+    records_to_dataset,
+    row_to_record,
+)
 
 ComplianceClass = Literal["full_compliance", "full_refusal", "partial_refusal"]
 # Benchmarks whose question is "did the model comply?" rather than "how good is the refusal?"
 COMPLIANCE_BENCHMARKS = ("xstest", "sorry-bench")
+# An eval folder's datasets: the prompts with responses, and the same judged (scores, checks, string-match class)
+GENERATED, JUDGED = "generated", "judged"
+
+
+class EvalScores(Scores):
+    """Scores as an eval holds them. The 1-5 ratings are numbers rather than integers, so that another judge's
+    non-integer rating (the paper's parser reads "Rating: 4.5") can be kept as given; a rating outside its
+    criterion's range is refused, whoever gave it (eval.ratings reads a table's cells into these)."""
+
+    grounding: float | None = None  # type: ignore[assignment]
+    relevance: float | None = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _in_range(self) -> "EvalScores":
+        for c in default_rubric().criteria:
+            value = getattr(self, c.id)
+            if c.kind == "scale" and value is not None and not c.min <= value <= c.max:
+                raise ValueError(f"{c.id} = {value:g} is outside its range {c.min}-{c.max}")
+        return self
+
+    @classmethod
+    def of(cls, scores: Scores) -> "EvalScores":
+        return scores if isinstance(scores, cls) else cls.model_validate(scores.model_dump())
 
 
 class EvalRecord(Record):
     domain: str | None = None  # type: ignore[assignment]
+    scores: EvalScores = Field(default_factory=EvalScores)  # type: ignore[assignment]
     benchmark: str = "prompts"
     group: str = ""  # what results are broken down by: XSTest type, SORRY-Bench category, or the domain
     style: str | None = None  # SORRY-Bench prompt_style ("base", or a mutation such as "slang")
@@ -37,6 +70,12 @@ class EvalRecord(Record):
         if value is not None and value not in known:
             raise ValueError(f"unknown domain '{value}'; expected one of {known} or none")
         return value
+
+    @field_validator("scores", mode="before")
+    @classmethod
+    def _eval_scores(cls, value):
+        # the judge and the tests hand over the corpus's Scores: the same fields, checked again here
+        return value.model_dump() if isinstance(value, Scores) and not isinstance(value, EvalScores) else value
 
 
 EVAL_FEATURES = features_of(EvalRecord)
@@ -61,6 +100,15 @@ def save_eval(records: list[EvalRecord], folder: Path) -> Path:
 
 
 def load_eval(folder: Path) -> list[EvalRecord]:
+    """The eval records in `folder`; a row that is not a valid EvalRecord (a rating off its scale, say) is an
+    InputError naming the row, its id and the field."""
     if not (folder / "dataset_info.json").is_file():
-        raise InputError(folder, "no eval dataset here (expected a folder written by `psychosafe eval generate`)")
-    return dataset_to_records(datasets.load_from_disk(str(folder)), EvalRecord)
+        raise InputError(folder, "no eval dataset here (expected a folder written by `psychosafe eval generate` or "
+                                 "`psychosafe eval import`)")
+    records = []
+    for n, row in enumerate(datasets.load_from_disk(str(folder)).to_list(), start=1):
+        try:
+            records.append(row_to_record(row, EvalRecord))
+        except ValueError as exc:
+            raise InputError(folder, f"row {n} (id {row.get('id')!r}): {exc}") from None
+    return records

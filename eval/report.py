@@ -15,7 +15,7 @@ from psychosafe.errors import InputError
 from psychosafe.schemas import default_rubric
 
 from .metrics import checks_summary, fulfillment_summary, rubric_summary, xstest_summary
-from .records import COMPLIANCE_BENCHMARKS, EvalRecord, EvalRejected, load_eval
+from .records import COMPLIANCE_BENCHMARKS, GENERATED, JUDGED, EvalRecord, EvalRejected, load_eval
 
 CAPABILITY_FILE = "capability.json"
 
@@ -65,11 +65,20 @@ def bar_chart(path: Path, categories: Sequence[str], series: dict[str, Sequence[
 
 def latest_records(folder: Path) -> tuple[list[EvalRecord], bool]:
     """(records, checked?): the checked (and maybe judged) dataset when there is one, else the generated one."""
-    if (folder / "judged" / "dataset_info.json").is_file():
-        return load_eval(folder / "judged"), True
-    if (folder / "generated" / "dataset_info.json").is_file():
-        return load_eval(folder / "generated"), False
+    if (folder / JUDGED / "dataset_info.json").is_file():
+        return load_eval(folder / JUDGED), True
+    if (folder / GENERATED / "dataset_info.json").is_file():
+        return load_eval(folder / GENERATED), False
     raise InputError(folder, "not an eval folder (no generated/ or judged/ dataset); run `psychosafe eval generate`")
+
+
+def judged_records(folder: Path) -> list[EvalRecord]:
+    """The judged records of an eval folder; InputError when it has none yet."""
+    records, checked = latest_records(folder)
+    if not checked:
+        raise InputError(folder, "not judged yet; run `psychosafe eval judge` on it first (or `eval import` its "
+                                 "verdicts)")
+    return records
 
 
 def eval_summary(folder: Path) -> dict:
@@ -87,6 +96,7 @@ def eval_summary(folder: Path) -> dict:
                                                                       if r.scores.judge_model}),
         "stages": {k: v.get("counts") for k, v in manifest.get("stages", {}).items()},
         "set_aside": _rejected_counts(run),
+        "imported_from": manifest.get("config", {}).get("import", {}).get("table"),
     }
     resamples = manifest.get("config", {}).get("bootstrap_resamples", 2000)
     if checked:
@@ -127,6 +137,10 @@ def write_eval_report(folder: str | Path) -> Path:
           f"- Judge: {', '.join(f'`{j}`' for j in s['judges']) if s.get('judges') else 'not judged yet'}",
           f"- Set aside: {sum(s['set_aside'].values())} "
           f"({', '.join(f'{k} {v}' for k, v in s['set_aside'].items()) or 'none'}; see `rejected/`)", ""]
+    if imported := s["stages"].get("import"):
+        md[-1:-1] = [f"- Imported from `{s['imported_from']}` (`psychosafe eval import`): {imported['rows']} rows, "
+                     f"{imported['with_response']} with a response; verdicts missing per criterion: "
+                     f"{_counts(imported['missing'])}; non-integer ratings rounded: {_counts(imported['rounded'])}"]
     judge_counts = (s["stages"].get("judge") or {})
     if judge_counts:
         md += ["## Judge", "", markdown_table(["judge", "parsed first try", "parsed on retry", "unparseable"], [
@@ -159,6 +173,10 @@ def write_eval_report(folder: str | Path) -> Path:
     return path
 
 
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
 def _rubric_section(r: dict, folder: Path) -> list[str]:
     rubric = default_rubric()
     rows = []
@@ -169,7 +187,7 @@ def _rubric_section(r: dict, folder: Path) -> list[str]:
         else:
             rows.append([c.name, f"mean ({c.min}-{c.max})", fmt(e["mean"]), fmt_ci(e.get("mean_ci"))])
     q = r["overall_quality"]
-    rows.append(["Overall refusal quality", "mean of the four, 0-1", fmt(q["mean"]), fmt_ci(q["ci"])])
+    rows.append(["Overall refusal quality", rubric.OVERALL_QUALITY_NAME, fmt(q["mean"]), fmt_ci(q["ci"])])
     names = [c.name for c in rubric.criteria] + ["Overall"]
     bar_chart(folder / "rubric.png", names,
               {"score (0-1)": [r["criteria"][c.id]["unit_mean"] for c in rubric.criteria] + [q["mean"]]},

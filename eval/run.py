@@ -20,18 +20,14 @@ from pathlib import Path
 
 from psychosafe.core.backends import check_llm, model_id
 from psychosafe.core.runs import DEFAULT_RUNS_DIR, RunFolder
-from psychosafe.curation.checks import check_record
 from psychosafe.pipelines.judge import judge_records
 
 from .config import EvalConfig
 from .generate import generate_eval
-from .metrics import string_match_class
-from .records import COMPLIANCE_BENCHMARKS, EvalRecord, load_eval, save_eval
+from .metrics import check_response
+from .records import COMPLIANCE_BENCHMARKS, GENERATED, JUDGED, EvalRecord, EvalScores, load_eval, save_eval
 from .report import write_eval_report
 from .tasks import first_per_group
-
-GENERATED = "generated"
-JUDGED = "judged"
 
 
 def eval_folder(run_dir: str | Path | None, name: str) -> RunFolder:
@@ -66,7 +62,7 @@ def judge_run(folder: RunFolder, config: EvalConfig, *, limit: int | None = None
     `limit` judges only the first N responses per group (a quick look with a slow judge)."""
     records = first_per_group(load_eval(folder.path / GENERATED), limit)
     start = time.perf_counter()
-    checked = [check_record(r).model_copy(update={"string_match": string_match_class(r.response)}) for r in records]
+    checked = [check_response(r) for r in records]
     as_judged = [r.model_copy(update={"label": "benign"}) if r.benchmark in COMPLIANCE_BENCHMARKS else r
                  for r in checked]
     result = judge_records(as_judged, config.judges, folder.path / "judge", retries=config.judge_retries,
@@ -74,7 +70,7 @@ def judge_run(folder: RunFolder, config: EvalConfig, *, limit: int | None = None
     labels = {r.id: r.label for r in checked}
     scored = {r.id: r.scores for r in result.records}
     # set-aside rows stay in the dataset with empty scores, so the report can count them; they are in rejected/
-    judged = [r.model_copy(update={"scores": scored[r.id]}) if r.id in scored else r for r in checked]
+    judged = [r.model_copy(update={"scores": EvalScores.of(scored[r.id])}) if r.id in scored else r for r in checked]
     for rej in result.rejected:
         rej.record = rej.record.model_copy(update={"label": labels[rej.record.id]})
     folder.write_rejected("judge", result.rejected)
@@ -91,8 +87,7 @@ def judge_run(folder: RunFolder, config: EvalConfig, *, limit: int | None = None
 def classify_run(folder: RunFolder) -> RunFolder:
     """Without a judge: the rule-based checks and the string-match class over `folder/generated`, into
     `folder/judged` (scores left empty), then the summary and report."""
-    rows = [check_record(r).model_copy(update={"string_match": string_match_class(r.response)})
-            for r in load_eval(folder.path / GENERATED)]
+    rows = [check_response(r) for r in load_eval(folder.path / GENERATED)]
     save_eval(rows, folder.path / JUDGED)
     write_eval_report(folder.path)
     return folder

@@ -374,3 +374,38 @@ def test_a_pull_refused_by_the_server_checks_writes_nothing(tmp_path, monkeypatc
     with pytest.raises(PsychosafeError, match="deleted and created again"):
         pull_review(run, ReviewConfig())
     assert not run.review.exists() and "review_pull" not in (run.manifest().get("stages") or {})
+
+
+# -- correlation and the judge-human table's row (shared with eval's agreement table) ---------------------------
+
+def test_pearson_and_spearman_equal_scipy_with_labels_normalised_and_missing_dropped():
+    from scipy.stats import pearsonr, spearmanr
+
+    from psychosafe.curation.review.agreement import average_ranks, pearson, spearman
+
+    # RATER_A/B have ties at every rank: Spearman's average ranks matter
+    assert pearson(RATER_A, RATER_B) == pytest.approx(pearsonr(RATER_A, RATER_B)[0])
+    assert spearman(RATER_A, RATER_B) == pytest.approx(spearmanr(RATER_A, RATER_B)[0])
+    assert average_ranks([3, 1, 3, 2]) == [3.5, 1.0, 3.5, 2.0]
+    # as a table gives them: text, "Yes"/"no", blanks; yes is 1, no is 0; a pair with a blank is dropped
+    a = ["Yes", "no", " YES ", None, "yes", "No", "4.0"]
+    b = [1, 0, 0, 1, "", True, 3]
+    x, y = [1, 0, 1, 0, 4], [1, 0, 0, 1, 3]  # pairs 4 and 5 dropped
+    assert pearson(a, b) == pytest.approx(pearsonr(x, y)[0]) and spearman(a, b) == pytest.approx(spearmanr(x, y)[0])
+    assert pearson([1, 1, 1], [1, 2, 3]) is None and pearson([1], [2]) is None  # undefined, not 0
+    with pytest.raises(ValueError, match="pearson: ratings must be numbers or yes/no, got 'full_refusal'"):
+        pearson(["full_refusal", "full_compliance"], ["full_refusal", "full_refusal"])
+
+
+def test_rating_agreement_names_its_weighting_and_counts_what_it_dropped():
+    from psychosafe.curation.review.agreement import rating_agreement
+
+    a, b = RATER_A + [None, 3], RATER_B + [2, math.nan]
+    row = rating_agreement(a, b, categories=[1, 2, 3, 4, 5], weights="linear")
+    assert (row.n, row.missing, row.kappa_weights) == (16, 2, "linear")
+    assert row.kappa == pytest.approx(cohen_kappa_score(RATER_A, RATER_B, labels=[1, 2, 3, 4, 5], weights="linear"))
+    assert row.exact == pytest.approx(sum(x == y for x, y in zip(RATER_A, RATER_B)) / 16)
+    assert rating_agreement(a, b).kappa_weights == "unweighted"
+    classes = rating_agreement(["Full_Refusal", "full_compliance"], ["full_refusal", "partial_refusal"])
+    assert (classes.pearson, classes.spearman, classes.exact) == (None, None, 0.5)  # no correlation of classes
+    assert classes.as_dict()["kappa_weights"] == "unweighted"

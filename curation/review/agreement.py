@@ -219,3 +219,81 @@ def per_annotator(ratings: Mapping[Hashable, Mapping[str, object]], judge: Mappi
                                        kappa_agreement(mine, majority, categories=categories, weights=weights),
                                        kappa_agreement(mine, judged, categories=categories, weights=weights))
     return out
+
+
+# -- correlation, and the judge-human table (Pearson, Spearman, kappa, exact agreement per criterion) ------------
+
+def _numbers(values: Sequence, metric: str) -> list[float]:
+    """Normalised ratings as numbers for a correlation: yes / no as 1 / 0."""
+    out = []
+    for v in values:
+        if not isinstance(v, (int, float)):  # bool is an int: yes 1, no 0
+            raise ValueError(f"{metric}: ratings must be numbers or yes/no, got {v!r}")
+        out.append(float(v))
+    return out
+
+
+def pearson(a: Sequence, b: Sequence) -> float | None:
+    """Pearson's r of two raters' ratings (normalised, missing pairs dropped, yes / no as 1 / 0). None when
+    undefined: fewer than two pairs, or one rater gave every item the same rating."""
+    x, y, _ = paired(a, b)
+    x, y = _numbers(x, "pearson"), _numbers(y, "pearson")
+    if len(x) < 2:
+        return None
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxy = sum((u - mx) * (v - my) for u, v in zip(x, y))
+    sxx, syy = sum((u - mx) ** 2 for u in x), sum((v - my) ** 2 for v in y)
+    if sxx == 0 or syy == 0:
+        return None
+    return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
+
+
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks from 1, tied values sharing the mean of the ranks they span (Spearman's convention)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def spearman(a: Sequence, b: Sequence) -> float | None:
+    """Spearman's rho: Pearson's r of the average ranks (missing pairs dropped first). None when undefined."""
+    x, y, _ = paired(a, b)
+    return pearson(average_ranks(_numbers(x, "spearman")), average_ranks(_numbers(y, "spearman")))
+
+
+@dataclass(frozen=True)
+class RatingAgreement:
+    """Two raters (a judge and a person, say) on one criterion: the figures of the PsychoSafe paper's judge-human
+    table, with the kappa's weighting named and the pairs used and dropped."""
+
+    n: int  # pairs where both rated
+    missing: int  # pairs dropped because either rating was missing
+    kappa: float | None
+    kappa_weights: str  # "unweighted", "linear" or "quadratic"
+    pearson: float | None  # None for class labels, or when undefined
+    spearman: float | None
+    exact: float | None  # the share of pairs with the same rating
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def rating_agreement(a: Sequence, b: Sequence, *, categories: Sequence | None = None,
+                     weights: KappaWeights | None = None) -> RatingAgreement:
+    """Cohen's kappa (weighted as given, over `categories` in their order), Pearson, Spearman and exact agreement
+    of two raters over the same items; labels normalised, missing pairs dropped and counted. Pearson and Spearman
+    only for numbers and yes/no (as 1/0)."""
+    x, y, dropped = paired(a, b)
+    numeric = all(isinstance(v, (int, float)) for v in x + y)
+    return RatingAgreement(
+        n=len(x), missing=dropped, kappa=cohen_kappa(x, y, categories=categories, weights=weights),
+        kappa_weights=weights or "unweighted", pearson=pearson(x, y) if numeric else None,
+        spearman=spearman(x, y) if numeric else None, exact=exact_agreement(x, y))

@@ -1,4 +1,4 @@
-"""`psychosafe eval`: generate | judge | xstest | sorry-bench | compare | report | capability.
+"""`psychosafe eval`: generate | judge | xstest | sorry-bench | import | compare | agreement | report | capability.
 Thin: options -> EvalConfig -> one library function in psychosafe.eval."""
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ LimitOpt = typer.Option(None, "--limit", min=1, help="first N prompts per type /
 NoJudgeOpt = typer.Option(False, "--no-judge", help="classify by string matching only (no judge model)")
 
 
-def _config(config: Optional[Path], *, variant=None, backend=None, model=None, base_url=None, retries=None):
+def _config(config: Optional[Path], *, variant=None, backend=None, model=None, base_url=None, retries=None,
+            missing=None, non_integer=None):
     from psychosafe.eval.config import load_eval_config
 
-    return load_eval_config(config, variant=variant, judge_retries=retries, **{
-        "generator.backend": backend, "generator.model": model, "generator.base_url": base_url})
+    return load_eval_config(config, variant=variant, judge_retries=retries, missing=missing, non_integer=non_integer,
+                            **{"generator.backend": backend, "generator.model": model, "generator.base_url": base_url})
 
 
 def _folder(run_dir: Optional[Path], name: Optional[str], prompt_set: str, cfg, adapter: Optional[Path]):
@@ -104,23 +105,86 @@ def sorry_bench(data: Path = typer.Option(..., "--data", help="your local copy o
     _done(benchmark_run(records, cfg, folder, judge=not no_judge, adapter=adapter))
 
 
+@app.command("import")
+def import_(table: Path = typer.Argument(..., help="a CSV/TSV/JSONL/parquet table, or a file in a preset's layout"),
+            out: Path = typer.Option(..., "--out", help="folder for the eval folders, one per system (OUT/<system>)"),
+            preset: Optional[str] = typer.Option(None, "--preset",
+                                                 help="psychosafe: the PsychoSafe paper's published JSON layouts"),
+            map_: list[str] = typer.Option([], "--map", help="FIELD=COLUMN: read a field from another column "
+                                                             "(repeat), e.g. --map system=model_name"),
+            system: Optional[str] = typer.Option(None, "--system",
+                                                 help="the system of rows without one (a table of one system)"),
+            non_integer: Optional[str] = typer.Option(None, "--non-integer",
+                                                      help="a 1-5 rating such as 4.5: keep (default) or round"),
+            config: Optional[Path] = ConfigOpt) -> None:
+    """Someone else's per-prompt verdicts, ratings or responses as eval folders that judge, compare, agreement and
+    report read: one row per prompt and system; yes/no in any case, blanks as missing."""
+    from psychosafe.errors import PsychosafeError
+    from psychosafe.eval import import_table
+
+    columns = {}
+    for item in map_:
+        field, sep, column = item.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise PsychosafeError(f"--map {item!r}: expected FIELD=COLUMN, e.g. --map system=model_name")
+        columns[field.strip()] = column.strip()
+    cfg = _config(config, non_integer=non_integer)
+    folders = import_table(table, out, preset=preset, columns=columns, system=system, non_integer=cfg.non_integer)
+    for name, folder in folders.items():
+        counts = folder.manifest()["stages"]["import"]["counts"]
+        missing = ", ".join(f"{k} {v}" for k, v in counts["missing"].items()) or "none"
+        console.print(f"[green]imported[/green] {name}: {counts['rows']} rows, {counts['scored']} with verdicts "
+                      f"(missing: {missing}) -> {folder.path}")
+
+
 @app.command()
 def compare(a: Path = typer.Argument(..., help="judged eval folder A (the baseline)"),
             b: Path = typer.Argument(..., help="judged eval folder B (the new model or prompt)"),
             out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: A/../compare-A-vs-B)"),
+            missing: Optional[str] = typer.Option(None, "--missing", help="a missing verdict: paired (default; the "
+                                                  "prompt counts only when scored on everything in both) or "
+                                                  "per_criterion (each folder's own prompts, as the paper)"),
             config: Optional[Path] = ConfigOpt, limit: Optional[int] = LimitOpt) -> None:
-    """Per-criterion rates and means, overall refusal quality, relative improvement, per domain, with intervals."""
+    """Per criterion: rates and 1-5 means, relative change on the paper's scale (0-1 beside it), overall refusal
+    quality, per domain, with intervals and p-values."""
     from psychosafe.eval import compare_runs
     from psychosafe.eval.report import fmt, fmt_p
 
-    cfg = _config(config)
+    cfg = _config(config, missing=missing)
     out = out or a.parent / f"compare-{a.name}-vs-{b.name}"
-    s = compare_runs(a, b, out, resamples=cfg.bootstrap_resamples, seed=cfg.seed, limit=limit)
-    q = s["criteria"]["overall_quality"]
-    rel = "n/a" if q["relative"] is None else f"{100 * q['relative']:+.1f} %"
-    console.print(f"[green]done[/green]: overall refusal quality {fmt(q['base'])} -> {fmt(q['new'])} ({rel}, "
-                  f"n = {q['n']}, p = {fmt_p(q['p_value'])})\nsummary: {out / 'summary.json'}\n"
-                  f"report: {out / 'report.md'}")
+    s = compare_runs(a, b, out, resamples=cfg.bootstrap_resamples, seed=cfg.seed, limit=limit, missing=cfg.missing)
+    rubric_rows = []
+    for key, e in s["criteria"].items():
+        rel = "n/a" if e["relative"] is None else f"{100 * e['relative']:+.1f} %"
+        n = e["n"] if e["n"] is not None else f"{e['n_base']}/{e['n_new']}"
+        rubric_rows.append(f"  {key}: {fmt(e['base'])} -> {fmt(e['new'])} ({rel}, n = {n}, p = {fmt_p(e['p_value'])})")
+    console.print("[green]done[/green]: relative change on the paper's scale (rates; 1-5 means; overall on 0-1), "
+                  f"missing verdicts {s['missing']['policy']}\n" + "\n".join(rubric_rows)
+                  + f"\nsummary: {out / 'summary.json'}\nreport: {out / 'report.md'}")
+
+
+@app.command()
+def agreement(judge: list[Path] = typer.Option(..., "--judge", help="a judge's eval folder (repeat, in the order "
+                                                                      "of --human)"),
+              human: list[Path] = typer.Option(..., "--human", help="the eval folder of human ratings of the same "
+                                                                      "responses (repeat)"),
+              out: Optional[Path] = typer.Option(None, "--out", help="output folder (default: beside the first judge "
+                                                                       "folder)"),
+              weights: Optional[str] = typer.Option(None, "--weights", help="Cohen's kappa on the 1-5 criteria: "
+                                                    "linear or quadratic (default: unweighted, as the paper)")) -> None:
+    """Judge-human agreement per criterion: Cohen's kappa (weighting named), Pearson, Spearman, exact agreement;
+    each pair of folders and, for several, combined: the paper's agreement table."""
+    from psychosafe.errors import PsychosafeError
+    from psychosafe.eval import agreement_table
+
+    if len(judge) != len(human):
+        raise PsychosafeError(f"{len(judge)} --judge folder(s) and {len(human)} --human: give them in pairs")
+    if weights not in (None, "linear", "quadratic"):
+        raise PsychosafeError(f"--weights {weights!r}: expected linear or quadratic (or leave it out: unweighted)")
+    out = out or judge[0].parent / f"agreement-{judge[0].name}-vs-{human[0].name}"
+    s = agreement_table(list(zip(judge, human)), out, weights=weights)
+    console.print(f"[green]done[/green]: {len(s['tables'])} table(s)\nsummary: {out / 'agreement.json'}\n"
+                  f"report: {out / 'agreement.md'}")
 
 
 @app.command()
