@@ -1,8 +1,10 @@
 """Semantic dedup at scale on synthetic embeddings: our search (inverted lists from faiss k-means, compared per
-list by matrix products; `method: ivf`, or `auto` above `ann_above`) against exact all-pairs, at 10k, 100k
-and 1M vectors of 384 dimensions. Times are wall seconds and CPU seconds (all threads) of the search.
+list by matrix products; `method: ivf`, or `auto` above `ann_above`) against exact all-pairs, at 10k, 100k,
+300k and 1M vectors of 384 dimensions, with the curation defaults (threshold, and the number of lists and nprobe
+chosen from n: similarity.ivf_lists). Times are wall seconds and CPU seconds (all threads) of the search; the
+machine's load average is recorded before and after, since the cores are shared.
 
-    python benchmarks/bench_dedup.py [--sizes 10000 100000 1000000] [--nprobe 8] [--reuse]
+    python benchmarks/bench_dedup.py [--sizes 10000 100000 300000 1000000] [--nprobe auto] [--reuse]
 
 The vectors mimic a prompt corpus: topics (same-topic cosine about 0.5, like the hard negatives measured by
 bench_threshold.py) and 1 % planted near-duplicates at cosine 0.80-0.97 around the threshold. Each run
@@ -25,9 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from psychosafe.core.config import SemanticDedupConfig
+
 HERE = Path(__file__).resolve().parent
 DIM = 384
-THRESHOLD = 0.835  # the curation default (bench_threshold.py)
+THRESHOLD = SemanticDedupConfig().threshold  # the curation default (bench_dedup_quality.py)
 SAMPLE_QUERIES = 500
 CHUNK = 100_000
 
@@ -68,14 +72,16 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(n: int, method: str, nprobe: int, out: Path) -> None:
+def run_one(n: int, method: str, nprobe: int | str, out: Path) -> None:
     """One measurement in this process; pairs saved as .npy for the parent to compare."""
     from psychosafe.curation.dedup import resolve_duplicates
-    from psychosafe.curation.similarity import Pairs, similar_pairs
+    from psychosafe.curation.similarity import Pairs, ivf_lists, similar_pairs
 
     vectors = synthetic(n)
     data_mb = peak_mb()
     result = {"n": n, "method": method, "nprobe": nprobe if method == "ivf" else None}
+    if method == "ivf":
+        result["lists"], result["probed"] = ivf_lists(n, nprobe)
     t, cpu = time.perf_counter(), time.process_time()
     if method == "exact_sample":  # exact search of sampled query rows against all n
         rows = np.sort(np.random.default_rng(1).choice(n, SAMPLE_QUERIES, replace=False))
@@ -103,7 +109,7 @@ def run_one(n: int, method: str, nprobe: int, out: Path) -> None:
     print(json.dumps(result))
 
 
-def child(n: int, method: str, nprobe: int, out: Path, reuse: bool = False) -> dict:
+def child(n: int, method: str, nprobe: int | str, out: Path, reuse: bool = False) -> dict:
     saved = out / f"result_{n}_{method}.json"
     if reuse and saved.is_file() and json.loads(saved.read_text()).get("nprobe") in (None, nprobe):
         result = json.loads(saved.read_text()) | {"reused": True}  # measured by an earlier run of this script
@@ -128,9 +134,10 @@ def pair_set(path: Path, rows: np.ndarray | None = None) -> set[tuple[int, int]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 300_000, 1_000_000])
     parser.add_argument("--exact-up-to", type=int, default=100_000)
-    parser.add_argument("--nprobe", type=int, default=8)
+    parser.add_argument("--nprobe", type=lambda v: v if v == "auto" else int(v), default="auto",
+                        help="lists probed per vector, or auto (the curation default: chosen from n)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "dedup.json")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/psychosafe-bench-dedup"))
     parser.add_argument("--child", nargs=2, metavar=("N", "METHOD"))
@@ -142,6 +149,7 @@ def main() -> None:
         return
     import faiss  # only for its version, recorded with the results
 
+    load_before = os.getloadavg()
     runs = []
     for n in args.sizes:
         entry = {"n": n}
@@ -165,26 +173,32 @@ def main() -> None:
             entry["recall_basis"] = f"{len(truth)} exact pairs of {SAMPLE_QUERIES} sampled query rows"
         entry.update(planted_recall(n, found))
         runs.append(entry)
-    exact = {e["n"]: e["exact"]["search_seconds"] for e in runs if "exact" in e}
+    exact = {e["n"]: e["exact"] for e in runs if "exact" in e}
     if exact:  # all-pairs is n^2: extrapolate from the largest measured size
         n0 = max(exact)
         for e in runs:
             if "exact" not in e:
-                e["exact_extrapolated_seconds"] = round(exact[n0] * (e["n"] / n0) ** 2, 1)
+                e["exact_extrapolated_seconds"] = round(exact[n0]["search_seconds"] * (e["n"] / n0) ** 2, 1)
+                e["exact_extrapolated_cpu_seconds"] = round(exact[n0]["search_cpu_seconds"] * (e["n"] / n0) ** 2, 1)
                 e["speedup_vs_extrapolated_exact"] = round(e["exact_extrapolated_seconds"]
                                                            / e["ivf"]["search_seconds"], 1)
+                e["cpu_ratio_vs_extrapolated_exact"] = round(e["exact_extrapolated_cpu_seconds"]
+                                                             / e["ivf"]["search_cpu_seconds"], 1)
     ivf_times = [(e["n"], e["ivf"]["search_seconds"]) for e in runs]
     growth = [{"from": a[0], "to": b[0], "time_ratio": round(b[1] / a[1], 2), "n_ratio": b[0] / a[0],
                "exponent": round(float(np.log(b[1] / a[1]) / np.log(b[0] / a[0])), 2)}
               for a, b in zip(ivf_times, ivf_times[1:])]
     result = {"threshold": THRESHOLD, "dim": DIM, "nprobe": args.nprobe, "faiss_version": faiss.__version__,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
+              "load_average_before": [round(x, 2) for x in load_before],
+              "load_average_after": [round(x, 2) for x in os.getloadavg()],
               "runs": runs, "ivf_time_growth": growth}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({"runs": [{k: e.get(k) for k in ("n", "recall", "recall_basis", "planted_recall",
                                                        "planted_pairs_at_threshold", "speedup",
-                                                       "speedup_vs_extrapolated_exact")}
+                                                       "speedup_vs_extrapolated_exact",
+                                                       "cpu_ratio_vs_extrapolated_exact")}
                                for e in runs], "growth": growth}, indent=1))
 
 

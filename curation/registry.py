@@ -7,13 +7,15 @@ named in the config by import path and built there with its params (core/config.
 
 from __future__ import annotations
 
+from psychosafe.core.backends import model_id
 from psychosafe.core.config import RebuildConfig, SemanticDedupConfig, TemplateCollapseConfig
+from psychosafe.pipelines.same_request import judge_same_request
 from psychosafe.schemas import Record
 
 from .balance import balance_domains
 from .checks import apply_checks
 from .collapse import detect_template_collapse
-from .dedup import dedup_exact, dedup_semantic
+from .dedup import dedup_by_language, dedup_exact
 from .scores import filter_scores, read_judge_trust
 from .similarity import choose_method, nearest_similarity
 from .steps import Step, StepContext, StepResult
@@ -57,16 +59,26 @@ class Embed(Step):
 
 
 class SemanticDedup(Step):
-    """Near-duplicate prompts of the same label collapse to the best-scored one. `settings`: those of
-    curation.dedup (threshold, method, ann_above, nprobe), validated as there."""
+    """Near-duplicate prompts collapse to the best-scored one; pairs in the review band go to the run's judges or
+    are flagged (dedup.py). Prompts of a language in `languages` are embedded with that language's embedder and
+    compared among themselves. `settings`: those of curation.dedup, validated as there."""
 
     def __init__(self, name: str = "prompt_dedup_semantic", **settings):
         self.settings = SemanticDedupConfig(**settings)
         self.name = name
 
     def run(self, records: list[Record], context: StepContext) -> StepResult:
-        return dedup_semantic(records, context.vectors("prompt", records), threshold=self.settings.threshold,
-                              name=self.name, progress=context.progress, **_search(self.settings))
+        s = self.settings
+        judges = context.config.judges if s.judge else []
+        same_request = None
+        if judges:
+            def same_request(pairs):
+                return judge_same_request(pairs, judges, context.run.path / "curation" / self.name,
+                                          retries=context.config.retries, progress=context.progress)
+        return dedup_by_language(
+            records, s, lambda embedder, rows: context.vectors("prompt", rows, embedder=embedder),
+            same_request=same_request, judge_name=", ".join(model_id(j) for j in judges) or "judge", name=self.name,
+            progress=context.progress)
 
 
 class TemplateCollapse(Step):

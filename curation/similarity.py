@@ -4,8 +4,10 @@ Exact all-pairs is a blocked matrix product over the upper triangle (memory boun
 cost grows with n^2. The inverted-list search (`ivf`: lists from faiss k-means, as in an IVF index) compares
 each vector only with the members of its `nprobe` nearest lists; near-duplicates sit close together, so they
 share a list or sit in a neighbouring one and are found with a measured recall (benchmarks/bench_dedup.py).
-With about sqrt(n * nprobe) lists its cost grows as n^1.5. It compares each list with all the vectors probing
-it in one matrix product, which measured 2.4x less CPU than faiss's own IndexIVFFlat.range_search at equal
+Both numbers follow n (`ivf_lists`): about sqrt(8 n) lists, and nprobe 8 up to 100k vectors, growing as sqrt(n)
+above (26 at 1M), because with more lists a near-duplicate more often sits a few lists away: a fixed nprobe 8
+found 0.964 of the planted pairs at 1M. Its cost grows as n^1.5. It compares each list with all the vectors
+probing it in one matrix product, which measured 2.4x less CPU than faiss's own IndexIVFFlat.range_search at equal
 results (100k vectors). Every similarity it reports is exact, so it never reports a pair below the threshold;
 it can only miss one."""
 
@@ -21,6 +23,8 @@ from psychosafe.core.progress import progress_bar
 BLOCK_BYTES = 256 * 2**20  # similarity block held at once by the exact search
 IVF_QUERY_BATCH = 8192  # vectors compared with one list at a time
 VECTORS_PER_LIST = 256  # build_ivf_index: about this many vectors per inverted list
+LISTS_PER_SQRT_N = 8  # pairs_ivf: sqrt(8 n) lists, where assigning vectors and comparing them cost the same at nprobe 8
+NPROBE_BASE, NPROBE_BASE_N, NPROBE_MAX = 8, 100_000, 64  # auto nprobe: 8 up to 100k vectors, then 8 sqrt(n / 100k)
 TRAIN_PER_LIST = 30
 TRAIN_ITERATIONS = 10
 
@@ -76,7 +80,19 @@ def pairs_exact(vectors: np.ndarray, threshold: float, *, progress: bool = False
     return _sorted_pairs(np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s))
 
 
-def build_ivf_index(vectors: np.ndarray, *, nprobe: int, seed: int = 0):
+def ivf_lists(n: int, nprobe: int | str = "auto") -> tuple[int, int]:
+    """(number of lists, lists probed per vector) of the inverted-list search over n vectors. nprobe "auto": 8 up
+    to 100k, then 8 * sqrt(n / 100k) (26 at 1M), which kept the recall of planted near-duplicates at 0.995 or
+    more at 300k and 1M in bench_dedup.py, where a fixed 8 fell to 0.964 at 1M."""
+    nlist = int(max(1, min(n // 8, round(np.sqrt(n * LISTS_PER_SQRT_N)))))
+    if nprobe == "auto":
+        nprobe = int(np.clip(np.ceil(NPROBE_BASE * np.sqrt(n / NPROBE_BASE_N)), NPROBE_BASE, NPROBE_MAX))
+    elif not isinstance(nprobe, int) or nprobe < 1:
+        raise ValueError(f"nprobe must be a positive number of lists or 'auto', got {nprobe!r}")
+    return nlist, min(nprobe, nlist)
+
+
+def build_ivf_index(vectors: np.ndarray, *, nprobe: int | str = "auto", seed: int = 0):
     """A faiss IndexIVFFlat over the vectors (nearest neighbours for the report; pair search is `pairs_ivf`)."""
     import faiss  # optional: the `curation` extra; only the ivf search needs it
 
@@ -92,21 +108,19 @@ def build_ivf_index(vectors: np.ndarray, *, nprobe: int, seed: int = 0):
     index.cp.min_points_per_centroid = 1  # a small sample is deliberate: no warning for it
     index.train(np.ascontiguousarray(sample))
     index.add(np.ascontiguousarray(vectors))
-    index.nprobe = min(nprobe, nlist)
+    index.nprobe = min(ivf_lists(n, nprobe)[1], nlist)
     return index
 
 
-def pairs_ivf(vectors: np.ndarray, threshold: float, *, nprobe: int = 8, seed: int = 0,
+def pairs_ivf(vectors: np.ndarray, threshold: float, *, nprobe: int | str = "auto", seed: int = 0,
               progress: bool = False) -> Pairs:
     """Inverted lists as in an IVF index: k-means lists (faiss), each vector stored in its nearest list and compared
-    with the members of its `nprobe` nearest lists. The comparison is a matrix product per list (all the
-    vectors probing it against its members), which runs at BLAS speed, unlike a per-query list scan."""
+    with the members of its `nprobe` nearest lists (`ivf_lists`). The comparison is a matrix product per list (all
+    the vectors probing it against its members), which runs at BLAS speed, unlike a per-query list scan."""
     import faiss  # optional: the `curation` extra; only the ivf search needs it
 
     n, dim = vectors.shape
-    # cost: n * nlist * dim to assign, n * nprobe * (n / nlist) * dim to compare; equal at nlist = sqrt(n * nprobe)
-    nlist = int(max(1, min(n // 8, round(np.sqrt(n * nprobe)))))
-    nprobe = min(nprobe, nlist)
+    nlist, nprobe = ivf_lists(n, nprobe)
     rng = np.random.default_rng(seed)
     sample = vectors[np.sort(rng.choice(n, size=min(n, nlist * TRAIN_PER_LIST), replace=False))]
     kmeans = faiss.Kmeans(dim, nlist, niter=TRAIN_ITERATIONS, seed=seed, spherical=True, min_points_per_centroid=1)
@@ -114,6 +128,7 @@ def pairs_ivf(vectors: np.ndarray, threshold: float, *, nprobe: int = 8, seed: i
     _, probes = kmeans.index.search(vectors, nprobe)  # nearest lists first: probes[:, 0] is where a vector is stored
     members = _group_by(probes[:, 0], nlist)
     askers = _group_by(probes.ravel(), nlist, repeat=nprobe)
+    del probes
     found_i, found_j, found_s = [], [], []
     with progress_bar("similar prompts (inverted lists)", nlist, show=progress, transient=True) as bar:
         for lst in range(nlist):
@@ -150,7 +165,7 @@ def choose_method(n: int, method: Literal["auto", "exact", "ivf"], ann_above: in
 
 
 def similar_pairs(vectors: np.ndarray, threshold: float, *, method: Literal["auto", "exact", "ivf"] = "auto",
-                  ann_above: int = 20000, nprobe: int = 8, progress: bool = False) -> Pairs:
+                  ann_above: int = 20000, nprobe: int | str = "auto", progress: bool = False) -> Pairs:
     """Every pair i < j of unit vectors with cosine >= threshold (within the lists' recall for ivf)."""
     if len(vectors) < 2:
         return Pairs.empty()
@@ -160,7 +175,7 @@ def similar_pairs(vectors: np.ndarray, threshold: float, *, method: Literal["aut
     return pairs_exact(vectors, threshold, progress=progress)
 
 
-def nearest_similarity(vectors: np.ndarray, *, method: str = "exact", nprobe: int = 8) -> np.ndarray:
+def nearest_similarity(vectors: np.ndarray, *, method: str = "exact", nprobe: int | str = "auto") -> np.ndarray:
     """Each vector's cosine similarity to its nearest other vector (for the report's distribution). `method`: the
     search choose_method picked, exact or ivf."""
     if method not in ("exact", "ivf"):

@@ -16,11 +16,15 @@ from typing import Literal
 
 import numpy as np
 
-from psychosafe.core.config import RebuildConfig
+from psychosafe.core.backends import embedder_id
+from psychosafe.core.config import EmbedderConfig, RebuildConfig
+from psychosafe.core.io import write_jsonl_atomic
 from psychosafe.core.runs import RunFolder
 from psychosafe.schemas import Record, Rejected, default_rubric
 
 from .embed import EMBEDDINGS_DIR, CachedEmbedder
+
+FLAGGED_DIR = "flagged"  # in the run folder: flagged/<step>.jsonl
 
 
 @dataclass
@@ -31,6 +35,7 @@ class StepResult:
     seconds: float = 0.0
     notes: dict = field(default_factory=dict)
     filters: bool = True  # False: the step only measures (embed); it counts what came in and writes no rejected file
+    flagged: list[dict] = field(default_factory=list)  # rows for a person to look at (flagged/<name>.jsonl)
 
     def counts(self) -> dict:
         """The manifest's counts of the step: reasons by `Rejected.code`, what was kept per domain and category,
@@ -71,6 +76,7 @@ class StepContext:
     progress: bool = False
     analysis: CurationAnalysis = field(default_factory=CurationAnalysis)
     _embedder: CachedEmbedder | None = field(default=None, init=False, repr=False)
+    _others: dict[str, CachedEmbedder] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def embedder(self) -> CachedEmbedder:
@@ -79,10 +85,17 @@ class StepContext:
             self._embedder = CachedEmbedder(self.config.embedder, self.run.path / EMBEDDINGS_DIR)
         return self._embedder
 
-    def vectors(self, kind: Literal["prompt", "response"], records: list[Record]) -> np.ndarray:
+    def vectors(self, kind: Literal["prompt", "response"], records: list[Record], *,
+                embedder: EmbedderConfig | None = None) -> np.ndarray:
         """One unit vector per record's prompt or response, in record order. The embed step fills the cache; a
-        text it did not see (a step before it changed it, or it is not in the list) is embedded now."""
-        return self.embedder.embed([getattr(r, kind) for r in records], progress=self.progress, label=f"{kind}s")[0]
+        text it did not see (a step before it changed it, or it is not in the list) is embedded now. `embedder`:
+        another embedder than the run's (semantic dedup's per-language ones), cached in the same folder."""
+        cached = self.embedder
+        if embedder is not None and embedder != self.config.embedder:
+            if embedder_id(embedder) not in self._others:
+                self._others[embedder_id(embedder)] = CachedEmbedder(embedder, self.run.path / EMBEDDINGS_DIR)
+            cached = self._others[embedder_id(embedder)]
+        return cached.embed([getattr(r, kind) for r in records], progress=self.progress, label=f"{kind}s")[0]
 
 
 class Step:
@@ -104,6 +117,7 @@ def run_steps(steps: list[Step], records: list[Record], context: StepContext) ->
         result.seconds = time.perf_counter() - started
         record_stage(context.run, step.name, result.seconds, result.counts(),
                      result.rejected if result.filters else None)
+        write_flagged(context.run, step.name, result.flagged)
         records = result.kept
     return records
 
@@ -115,6 +129,16 @@ def record_stage(run: RunFolder, name: str, seconds: float, counts: dict,
     if rejected is not None:
         run.write_rejected(name, rejected)
     run.record_stage(name, seconds=seconds, counts=counts)
+
+
+def write_flagged(run: RunFolder, name: str, rows: list[dict]) -> None:
+    """flagged/<name>.jsonl: what a step kept but wants a person to look at (each row names its record `ids`, a
+    `code` and `why`); rewritten whole, and removed when the step flags nothing, so a rerun leaves no stale list."""
+    path = run.path / FLAGGED_DIR / f"{name}.jsonl"
+    if rows:
+        write_jsonl_atomic(path, rows)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def reject(record: Record, stage: str, code: str, reason: str, **extra) -> Rejected:

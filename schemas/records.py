@@ -118,6 +118,8 @@ class Rejected(_Part):
     id: str | None = None
     domain: str | None = None
     duplicate_of: str | None = None
+    similarity: float | None = Field(None, description="a merged duplicate: the cosine of the pair")
+    decided_by: str | None = Field(None, description="a merged duplicate: threshold or judge, the stage that decided the merge")
     raw_output: str | None = None
     record: SerializeAsAny[Record] | None = None
     row: str | None = None

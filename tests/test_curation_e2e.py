@@ -210,4 +210,4 @@ def test_cli_bad_input_exits_2_without_traceback(write, tmp_path):
 def test_library_defaults_are_the_papers_scale():
     config = RebuildConfig()
     assert config.target == 8019 and config.curation.splits.validation_per_domain == 100
-    assert config.curation.dedup.threshold == 0.835
+    assert config.curation.dedup.threshold == 0.845

@@ -66,15 +66,16 @@ def test_paraphrase_sets_collapse_to_the_best_scored_and_hard_negatives_survive(
     result = dedup_semantic(records, embed(embedder, [r.prompt for r in records]), threshold=DEFAULT_THRESHOLD)
 
     gun_kept, letter_kept = min(gun, key=lambda r: r.id), min(letter, key=lambda r: r.id)  # unscored: ties by id
-    assert sorted(r.id for r in result.kept) == sorted([drinking[1].id, gun_kept.id, letter_kept.id] +
+    # drinking[2] is 0.841 from drinking[1]: below the threshold, it merges only through the band (test_dedup.py)
+    assert sorted(r.id for r in result.kept) == sorted([drinking[1].id, drinking[2].id, gun_kept.id, letter_kept.id] +
                                                        [r.id for r in negatives])
     dup_of = {r.id: r.duplicate_of for r in result.rejected}
-    assert dup_of == {drinking[0].id: drinking[1].id, drinking[2].id: drinking[1].id,
+    assert dup_of == {drinking[0].id: drinking[1].id,
                       **{r.id: gun_kept.id for r in gun if r is not gun_kept},
                       **{r.id: letter_kept.id for r in letter if r is not letter_kept}}
     assert all(r.stage == "dedup_semantic" and r.reason.startswith("near-duplicate prompt: cosine 0.")
-               for r in result.rejected)
-    assert result.counts()["rejected"] == 6 and result.notes["method"] == "exact"
+               and r.decided_by == "threshold" and r.similarity >= DEFAULT_THRESHOLD for r in result.rejected)
+    assert result.counts()["rejected"] == 5 and result.notes["method"] == "exact"
 
 
 def test_benign_twin_is_never_collapsed_into_a_harmful_prompt(embedder):

@@ -135,17 +135,66 @@ class SplitConfig(_Config):
     test_per_domain: int = Field(100, ge=0)
 
 
-class SemanticDedupConfig(_Config):
-    """Near-duplicate prompts (same label) collapse to the best-scored one. 0.835 best separates paraphrases from
-    same-topic-different-request pairs with all-MiniLM-L6-v2 (benchmarks/bench_threshold.py, README). The search
-    settings (`method`, `ann_above`, `nprobe`) serve every similarity search of curation: template collapse, the
-    leakage check and the report's nearest-neighbour plot too."""
+class DedupLanguage(_Config):
+    """Prompts whose locale is in one language, embedded with an embedder of their own and compared among
+    themselves (a prompt and its translation are both kept: each language is its own training data)."""
 
-    threshold: float = Field(0.835, gt=0, le=1, description="cosine at or above which two prompts are duplicates")
+    embedder: EmbedderConfig
+    threshold: float = Field(gt=0, le=1, description="this embedder's cosine at or above which prompts merge")
+    review_from: float | None = Field(None, gt=0, le=1, description="this embedder's review band: [review_from, "
+                                                                     "threshold); empty: no band")
+
+
+class SemanticDedupConfig(_Config):
+    """Near-duplicate prompts (same label and domain; same intent where both carry one) collapse to the best-scored
+    one. The threshold and the review band are all-MiniLM-L6-v2's, chosen on benchmarks/data/dedup_pairs.jsonl
+    (bench_dedup_quality.py, README): 0.845 is the lowest cosine at which no labelled pair of different requests
+    merges; in [review_from, threshold) rewordings and different requests mix, so a pair there never merges by
+    cosine: the run's judges decide it (`judge`), else it is flagged for a person. Another embedder has another
+    scale: measure its values with the benchmark. The search settings (`method`, `ann_above`, `nprobe`) serve
+    every similarity search of curation: template collapse, the leakage check and the report's plot too."""
+
+    threshold: float = Field(0.845, gt=0, le=1, description="cosine at or above which two prompts are duplicates")
+    review_from: float | None = Field(
+        0.59, gt=0, le=1, description="pairs in [review_from, threshold) go to the judges or to review; empty: no band")
+    band_neighbours: int = Field(
+        2, ge=1, description="per prompt, its this many most similar band partners are asked about (bounds the "
+                             "judge's work and the review queue)")
+    judge: bool = Field(True, description="ask the run's `judges` whether a band pair is the same request; false, "
+                                          "or no judges configured: flag the pair for review")
     method: Literal["auto", "exact", "ivf"] = Field(
         "auto", description="exact all-pairs, ivf (inverted lists over faiss k-means), or auto: ivf above `ann_above`")
     ann_above: int = Field(20000, gt=0, description="auto: search inverted lists above this many prompts")
-    nprobe: int = Field(8, gt=0, description="inverted lists searched per prompt (recall vs speed; bench_dedup.py)")
+    nprobe: int | Literal["auto"] = Field(
+        "auto", description="inverted lists searched per prompt; auto: chosen from the number of prompts so recall "
+                            "of near-duplicates stays >= 0.99 up to 1M (bench_dedup.py)")
+    languages: dict[str, DedupLanguage] = Field(
+        default_factory=dict, description="locale language (de, fr, ...) -> its embedder and thresholds; prompts of "
+                                          "other languages use `embedder` and the values above")
+
+    @field_validator("nprobe")
+    @classmethod
+    def _positive_nprobe(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"expected a positive number of lists or 'auto', got {value}")
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: dict[str, DedupLanguage]) -> dict[str, DedupLanguage]:
+        bad = [k for k in value if not re.fullmatch(r"[a-z]{2,3}", k)]
+        if bad:
+            raise ValueError(f"language(s) {bad}: expected the language part of a locale, such as 'de' for de-DE")
+        return value
+
+    @model_validator(mode="after")
+    def _band_below_threshold(self) -> "SemanticDedupConfig":
+        for where, t, lo in [("", self.threshold, self.review_from)] + [
+                (f"languages.{k}.", v.threshold, v.review_from) for k, v in self.languages.items()]:
+            if lo is not None and lo >= t:
+                raise ValueError(f"{where}review_from ({lo}) must be below {where}threshold ({t}): the band is "
+                                 "[review_from, threshold)")
+        return self
 
     @model_validator(mode="before")
     @classmethod
