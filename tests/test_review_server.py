@@ -70,10 +70,23 @@ def _login(url: str, username: str, password: str) -> int:
         return exc.code
 
 
+def _me(url: str, api_key: str) -> int:
+    request = urllib.request.Request(f"{url}/api/v1/me", headers={"X-Argilla-Api-Key": api_key})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 @pytest.mark.slow
 def test_a_shared_server_keeps_its_owner_credentials_private(tmp_path, require_service):
     require_service("the Argilla server", server_script.server_venv)
     state = tmp_path / "shared"
+    # first on 127.0.0.1 with the published owner, as one person would start; then shared from the same database:
+    # the owner's published key and password must stop working
+    server_script.start(state, port=0)
+    server_script.stop(state)
     env = os.environ | {"COLUMNS": "200"}
     started = subprocess.run([sys.executable, "-m", "psychosafe.cli", "serve", "argilla", "start", "--state-dir",
                               str(state), "--port", "0", "--host", "0.0.0.0"],
@@ -91,8 +104,9 @@ def test_a_shared_server_keeps_its_owner_credentials_private(tmp_path, require_s
             "127.0.0.1"]
         assert "shared_url" in info and "for annotators" in started.stdout
         # the generated owner logs in; the published defaults do not
-        assert _login(info["url"], "argilla", info["password"]) == 200
+        assert _login(info["url"], "argilla", info["password"]) == 201  # a token created
         assert _login(info["url"], "argilla", server_script.DEFAULT_PASSWORD) == 401
+        assert _me(info["url"], info["api_key"]) == 200 and _me(info["url"], server_script.DEFAULT_API_KEY) == 401
         assert server_script.status(state)["running"] is True
         # never printed, never logged: the CLI's output, `status`, and every log in the state folder
         status = subprocess.run([sys.executable, "-m", "psychosafe.cli", "serve", "argilla", "status",
