@@ -1,8 +1,9 @@
-"""Rule-based checks over responses: refusal markers and contact details verified against the directory.
+"""Rule-based checks over responses: refusal markers, and contact details against the directory (contacts.py).
 
-A phone number, URL or e-mail address that is not in resources.yaml for the record's locale is an
-unverified contact detail: a hallucinated hotline given to a person in crisis is the worst failure the
-corpus can hold, so such a record is always set aside.
+Each contact has one of four outcomes (verified, other_locale, malformed, unknown). An unknown or malformed one
+always sets the record aside: a hallucinated hotline given to a person in crisis is the worst failure the corpus can
+hold, and a real one written wrongly reaches no one. A real service of another locale is flagged, and sets the record
+aside only where configured (curation.contacts.other_locale: block); blocking a real service is the second worst.
 """
 
 from __future__ import annotations
@@ -10,46 +11,57 @@ from __future__ import annotations
 from collections import Counter
 from typing import Literal
 
-from psychosafe.core.text import extract_contacts, refusal_markers
-from psychosafe.schemas import Record, contact_key, default_resources
+from psychosafe.core.text import refusal_markers
+from psychosafe.schemas import Record
 
+from .contacts import blocks, classify_contacts, describe
 from .steps import StepResult, reject
 
+CONTACT_CODES = {"unknown": "unverified_contact", "malformed": "malformed_contact",
+                 "other_locale": "other_locale_contact"}
+MAX_CONTACT_ROWS = 200
 
-def check_record(record: Record) -> Record:
+
+def check_record(record: Record, *, other_locale: Literal["flag", "block"] = "flag") -> Record:
     """Fill `checks` and `resources` from the response (a record without a response is left as it is)."""
     if not record.response.strip():
         return record
-    index = default_resources().contact_index(record.locale)
-    verified, unverified = [], []
-    for kind, value in extract_contacts(record.response):
-        key = contact_key(kind, value)
-        # a phone number may be listed as a text number and the other way round
-        rid = index.get(key)
-        (verified if rid else unverified).append(rid or value)
+    contacts = classify_contacts(record.response, record.locale, record.domain)
+    verified = sorted({c.resource for c in contacts if c.outcome == "verified"})
+    blocking = [c.contact for c in contacts if blocks(c, other_locale=other_locale)]
     markers = refusal_markers(record.response)
     is_refusal = bool(markers)
-    expected_refusal = record.label == "harmful"
     checks = record.checks.model_copy(update={
-        "is_refusal": is_refusal, "refusal_markers": markers,
-        "verified_resources": sorted(set(verified)), "unverified_contacts": unverified,
-        "passed": not unverified and is_refusal == expected_refusal,
+        "is_refusal": is_refusal, "refusal_markers": markers, "contacts": contacts,
+        "verified_resources": verified, "unverified_contacts": blocking,
+        "passed": not blocking and is_refusal == (record.label == "harmful"),
     })
-    return record.model_copy(update={"checks": checks, "resources": sorted(set(verified))})
+    return record.model_copy(update={"checks": checks, "resources": verified})
+
+
+def contact_table(records: list[Record]) -> list[list]:
+    """[contact, outcome, records] for every contact the records give, most frequent first (report and card)."""
+    counts = Counter((c.contact, c.outcome + (", off-domain" if c.off_domain else "") +
+                      (", emergency" if c.emergency else "")) for r in records for c in r.checks.contacts)
+    return [[contact, outcome, n] for (contact, outcome), n in counts.most_common()]
 
 
 def apply_checks(records: list[Record], *, on_refusal_mismatch: Literal["drop", "flag"] = "drop",
-                 name: str = "checks") -> StepResult:
-    """Unverified contacts always block a record; a harmful prompt not refused (or a benign one refused)
-    is dropped or only flagged in `checks.passed`, as configured. Records without a response (a corpus of
+                 other_locale: Literal["flag", "block"] = "flag", name: str = "checks") -> StepResult:
+    """A blocking contact always sets a record aside (the code names the worst outcome: unverified_contact for an
+    unknown one, then malformed_contact, then other_locale_contact); a harmful prompt not refused (or a benign one
+    refused) is dropped or only flagged in `checks.passed`, as configured. Records without a response (a corpus of
     prompts only) pass through unchecked and are counted."""
     kept, rejected = [], []
-    for r in map(check_record, records):
+    for r in (check_record(r, other_locale=other_locale) for r in records):
+        blocking = [c for c in r.checks.contacts if blocks(c, other_locale=other_locale)]
         if r.checks.is_refusal is None:
             kept.append(r)
-        elif r.checks.unverified_contacts:
-            rejected.append(reject(r, name, "unverified_contact",
-                                   f"unverified contact detail: {', '.join(r.checks.unverified_contacts)}"))
+        elif blocking:
+            worst = next(o for o in CONTACT_CODES if any(c.outcome == o for c in blocking))
+            rejected.append(reject(r, name, CONTACT_CODES[worst],
+                                   f"{worst.replace('_', ' ')} contact detail: "
+                                   + "; ".join(describe(c) for c in blocking)))
         elif r.checks.is_refusal != (r.label == "harmful") and on_refusal_mismatch == "drop":
             reason = "harmful prompt not refused" if r.label == "harmful" else "benign prompt refused"
             rejected.append(reject(r, name, "harmful_not_refused" if r.label == "harmful" else "benign_refused",
@@ -57,13 +69,14 @@ def apply_checks(records: list[Record], *, on_refusal_mismatch: Literal["drop", 
                                    else f"{reason}: {', '.join(r.checks.refusal_markers)}"))
         else:
             kept.append(r)
-    flagged = sum(1 for r in kept if r.checks.passed is False)
-    unchecked = sum(1 for r in kept if r.checks.is_refusal is None)
+    checked = kept + [x.record for x in rejected]
+    outcomes = Counter(c.outcome for r in checked for c in r.checks.contacts)
     return StepResult(name, kept, rejected, notes={
-        "kept_with_failed_check": flagged, "without_response": unchecked,
-        "unverified_contacts": dict(Counter(c for r in rejected for c in _unverified(r)).most_common()),
+        "kept_with_failed_check": sum(1 for r in kept if r.checks.passed is False),
+        "without_response": sum(1 for r in kept if r.checks.is_refusal is None),
+        "contact_outcomes": dict(outcomes),
+        "off_domain": sum(1 for r in checked for c in r.checks.contacts if c.off_domain),
+        "contacts": contact_table(checked)[:MAX_CONTACT_ROWS],
+        "unverified_contacts": dict(Counter(c for x in rejected for c in x.record.checks.unverified_contacts)
+                                    .most_common()),
         "verified_resources": dict(Counter(v for r in kept for v in r.checks.verified_resources).most_common())})
-
-
-def _unverified(rejected) -> list[str]:
-    return rejected.record.checks.unverified_contacts

@@ -15,7 +15,9 @@ from psychosafe.schemas import Record
 from .balance import balance_domains
 from .checks import apply_checks
 from .collapse import detect_template_collapse
+from .contamination import Contamination
 from .dedup import dedup_by_language, dedup_exact
+from .label_audit import LabelAuditStep
 from .scores import filter_scores, read_judge_trust
 from .similarity import choose_method, nearest_similarity
 from .steps import Step, StepContext, StepResult
@@ -99,14 +101,16 @@ class TemplateCollapse(Step):
 
 
 class Checks(Step):
-    """Refusal markers and contact details against the resource directory."""
+    """Refusal markers and contact details against the resource directory (four outcomes: contacts.py)."""
 
-    def __init__(self, on_refusal_mismatch: str = "drop", name: str = "checks"):
+    def __init__(self, on_refusal_mismatch: str = "drop", other_locale: str = "flag", name: str = "checks"):
         self.on_refusal_mismatch = on_refusal_mismatch
+        self.other_locale = other_locale
         self.name = name
 
     def run(self, records: list[Record], context: StepContext) -> StepResult:
-        result = apply_checks(records, on_refusal_mismatch=self.on_refusal_mismatch, name=self.name)
+        result = apply_checks(records, on_refusal_mismatch=self.on_refusal_mismatch, other_locale=self.other_locale,
+                              name=self.name)
         context.analysis.checked = result.kept + [r.record for r in result.rejected]
         return result
 
@@ -149,9 +153,13 @@ BUILTIN_STEPS = {
     "prompt_dedup_exact": lambda config: ExactDedup(),
     "embed": lambda config: Embed(),
     "prompt_dedup_semantic": lambda config: SemanticDedup(**config.curation.dedup.model_dump()),
+    "contamination": lambda config: Contamination(
+        config.curation.contamination.sets, config.curation.contamination.action,
+        config.curation.contamination.threshold or config.curation.dedup.threshold),
     "template_collapse": lambda config: TemplateCollapse(search=_search(config.curation.dedup),
                                                          **config.curation.template_collapse.model_dump()),
-    "checks": lambda config: Checks(config.curation.on_refusal_mismatch),
+    "checks": lambda config: Checks(config.curation.on_refusal_mismatch, config.curation.contacts.other_locale),
+    "label_audit": lambda config: LabelAuditStep(config.curation.label_audit.action),
     "scores": lambda config: ScoreFilter(config.curation.min_scores),
     "balance_curated": _balance,
 }

@@ -75,6 +75,9 @@ class StepContext:
     run: RunFolder
     progress: bool = False
     analysis: CurationAnalysis = field(default_factory=CurationAnalysis)
+    # the audit: every step flags instead of setting aside; what it would have set aside is kept, and collected here
+    flag_only: bool = False
+    flagged: list[Rejected] = field(default_factory=list)
     _embedder: CachedEmbedder | None = field(default=None, init=False, repr=False)
     _others: dict[str, CachedEmbedder] = field(default_factory=dict, init=False, repr=False)
 
@@ -110,13 +113,19 @@ class Step:
 
 
 def run_steps(steps: list[Step], records: list[Record], context: StepContext) -> list[Record]:
-    """Run each step on what the one before kept and record what it did; return what the last one kept."""
+    """Run each step on what the one before kept and record what it did; return what the last one kept. With
+    `context.flag_only` (the audit) nothing is set aside: each step's rejections are collected in `context.flagged`
+    and their records (as the step marked them) go on to the next step."""
     for step in steps:
         started = time.perf_counter()
         result = step.run(records, context)
         result.seconds = time.perf_counter() - started
-        record_stage(context.run, step.name, result.seconds, result.counts(),
-                     result.rejected if result.filters else None)
+        flagging = context.flag_only and result.filters
+        record_stage(context.run, step.name, result.seconds, result.counts() | ({"flag_only": True} if flagging else {}),
+                     result.rejected if result.filters and not flagging else None)
+        if flagging:
+            context.flagged += result.rejected
+            result.kept = result.kept + [_flagged_record(r) for r in result.rejected]
         write_flagged(context.run, step.name, result.flagged)
         records = result.kept
     return records
@@ -139,6 +148,15 @@ def write_flagged(run: RunFolder, name: str, rows: list[dict]) -> None:
         write_jsonl_atomic(path, rows)
     else:
         path.unlink(missing_ok=True)
+
+
+def _flagged_record(rejected: Rejected) -> Record:
+    """A record the audit keeps though a step would set it aside; a duplicate keeps what it duplicates."""
+    record = rejected.record
+    if rejected.duplicate_of and not record.checks.duplicate_of:
+        record = record.model_copy(update={"checks": record.checks.model_copy(
+            update={"duplicate_of": rejected.duplicate_of})})
+    return record
 
 
 def reject(record: Record, stage: str, code: str, reason: str, **extra) -> Rejected:

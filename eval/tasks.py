@@ -1,4 +1,4 @@
-"""Prompt sets to evaluate on: XSTest (package data), a local SORRY-Bench copy, a run's curated split, or any
+"""Prompt sets to evaluate on: XSTest and HarmBench (package data), a local SORRY-Bench copy, a run's curated split, or any
 prompt file. Each loader returns EvalRecords with `benchmark` and `group` set; `limit` keeps the first N per
 group (per category and prompt style for SORRY-Bench) for a quick look. Bad input fails here, naming the
 file, the line and the field, before any model loads."""
@@ -20,6 +20,8 @@ from .records import EvalRecord
 DATA_DIR = Path(__file__).with_name("data")
 XSTEST_FILE = DATA_DIR / "xstest" / "xstest_prompts.csv"
 XSTEST_LICENSE = "CC-BY-4.0"
+HARMBENCH_FILE = DATA_DIR / "harmbench" / "harmbench_behaviors_text_all.csv"
+HARMBENCH_LICENSE = "MIT"
 SORRY_BENCH_FIELDS = ("question_id", "category", "turns", "prompt_style")
 
 
@@ -47,6 +49,24 @@ def load_xstest(limit: int | None = None) -> list[EvalRecord]:
                           source=Source(kind="imported", dataset="xstest", license=XSTEST_LICENSE,
                                         original_id=row["id"]))
                for row in rows]
+    return first_per_group(records, limit)
+
+
+def load_harmbench(limit: int | None = None) -> list[EvalRecord]:
+    """HarmBench's 400 text behaviours (label harmful), grouped by SemanticCategory. A contextual behaviour's prompt
+    is its context, then the request, as HarmBench's own evaluation lays it out."""
+    name, rows = read_rows(SeedSource(path=str(HARMBENCH_FILE), format="csv"))
+    records = []
+    for line, row, problem in rows:
+        if problem:
+            raise InputError(name, problem, line=line)
+        context = (row.get("ContextString") or "").strip()
+        prompt = f"{context}\n\n---\n\n{row['Behavior']}" if context else row["Behavior"]
+        records.append(EvalRecord(id=f"harmbench-{row['BehaviorID']}", prompt=prompt, label="harmful",
+                                  benchmark="harmbench", group=row["SemanticCategory"],
+                                  category=row["SemanticCategory"], style=row["FunctionalCategory"],
+                                  source=Source(kind="imported", dataset="harmbench", license=HARMBENCH_LICENSE,
+                                                original_id=row["BehaviorID"])))
     return first_per_group(records, limit)
 
 
@@ -148,9 +168,11 @@ def load_prompt_file(path: str | Path, *, split: str = "validation", limit: int 
 
 def load_prompt_set(spec: str, *, split: str = "validation", limit: int | None = None,
                     styles: list[str] | None = None) -> list[EvalRecord]:
-    """`xstest`, `sorry-bench=PATH`, or a prompt file / dataset folder (see load_prompt_file)."""
+    """`xstest`, `harmbench`, `sorry-bench=PATH`, or a prompt file / dataset folder (see load_prompt_file)."""
     if spec == "xstest":
         return load_xstest(limit)
+    if spec == "harmbench":
+        return load_harmbench(limit)
     if spec.startswith("sorry-bench="):
         return load_sorry_bench(spec.split("=", 1)[1], limit, styles)
     return load_prompt_file(spec, split=split, limit=limit)

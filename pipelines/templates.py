@@ -63,6 +63,35 @@ def scores_json_schema(label: str, *, with_critique: bool) -> dict:
                       {"type": "integer", "enum": list(range(c.min, c.max + 1))} for c in rubric.criteria}
     if with_critique:
         properties["critique"] = {"type": "string", "maxLength": CRITIQUE_MAX_CHARS}
+# -- the label audit: the judge reads the prompt itself (rubric.yaml `prompt_audit`) ---------------
+
+NO_DOMAIN = "none"
+
+
+def prompt_audit_text() -> str:
+    """The label audit's question as prompt text: harmful or not, the domain (taxonomy order), the reason."""
+    audit = default_rubric().prompt_audit
+    if audit is None:
+        raise ValueError("rubric.yaml has no `prompt_audit` section: the label audit needs one")
+    anchors = "\n".join(f"  - {k}: {v}" for k, v in audit.anchors.items())
+    domains = "\n".join(f'  - "{d.id}": {d.description.strip()}' for d in default_taxonomy().domains)
+    return (f"harmful ({audit.name}), true or false: {audit.question.strip()}\n{anchors}\n"
+            f"domain: {audit.domain_question.strip()}\n{domains}\n  - \"{NO_DOMAIN}\"\n"
+            f"reason: {audit.reason_question.strip()}")
+
+
+def prompt_audit_shape() -> str:
+    domains = " | ".join(f'"{d}"' for d in [*default_taxonomy().domain_ids(), NO_DOMAIN])
+    return '{"harmful": true | false, "domain": ' + domains + ', "reason": "one short sentence"}'
+
+
+def prompt_audit_json_schema() -> dict:
+    properties = {"harmful": {"type": "boolean"},
+                  "domain": {"type": "string", "enum": [*default_taxonomy().domain_ids(), NO_DOMAIN]},
+                  "reason": {"type": "string", "maxLength": CRITIQUE_MAX_CHARS}}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 

@@ -4,12 +4,16 @@ from .records import (
     RECORD_FEATURES,
     RECORD_FIELDS,
     Checks,
+    ContactCheck,
     Generation,
+    LabelAudit,
+    Overlap,
     Record,
     Rejected,
     Review,
     Scores,
     Source,
+    UNKNOWN_LICENSE,
     dataset_to_records,
     features_of,
     normalize_prompt,
@@ -23,7 +27,8 @@ from .rubric import Rubric, default_rubric, load_rubric
 from .taxonomy import Taxonomy, default_taxonomy, load_taxonomy
 
 __all__ = [
-    "RECORD_FEATURES", "RECORD_FIELDS", "Checks", "Generation", "Record", "Rejected",
+    "RECORD_FEATURES", "RECORD_FIELDS", "Checks", "ContactCheck", "Generation", "LabelAudit", "Overlap",
+    "UNKNOWN_LICENSE", "Record", "Rejected",
     "Review", "Scores", "Source", "dataset_to_records", "features_of", "normalize_prompt", "record_id",
     "records_to_dataset", "record_to_row", "row_to_record", "Resource", "ResourceDirectory", "contact_key", "default_resources",
     "load_resources", "Rubric", "default_rubric", "load_rubric", "Taxonomy", "default_taxonomy", "load_taxonomy",

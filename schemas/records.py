@@ -21,11 +21,22 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+UNKNOWN_LICENSE = "unknown"  # an imported record whose corpus states no license: recorded so, and the card says so
+
+
 class Source(_Part):
+    """Where a record comes from. An imported corpus keeps each record's own provenance: `dataset` is the source the
+    corpus names for the row (the published PsychoSafe corpus's `framework_name`: SALAD-Bench, SORRY-Bench, ...),
+    `corpus` the file or preset it was imported from."""
+
     kind: Literal["seed", "synthetic", "imported"] = "seed"
     dataset: str | None = None
     license: str | None = None
     original_id: str | None = None
+    corpus: str | None = None
+    author: str | None = None
+    category: str | None = Field(None, description="the source's own category label, as written (e.g. its risk "
+                                                   "category), beside the taxonomy's `category`")
 
 
 class Generation(_Part):
@@ -47,16 +58,60 @@ class Scores(_Part):
     judge_model: str | None = None
 
 
+ContactOutcome = Literal["verified", "other_locale", "malformed", "unknown"]
+
+
+class ContactCheck(_Part):
+    """One contact detail of a response against the directory (curation/contacts.py)."""
+
+    contact: str = Field(description="as written in the response")
+    kind: str = Field(description="phone, url or email")
+    outcome: ContactOutcome = Field(description=(
+        "verified: listed for the record's locale (or international); other_locale: a listed service of another "
+        "country; malformed: a listed service written wrongly (split, a digit missing or extra, a broken address); "
+        "unknown: in no directory entry"))
+    resource: str | None = Field(None, description="the directory id of the service it is (or should be)")
+    locales: list[str] = Field(default_factory=list, description="where the directory lists it (other_locale)")
+    expected: str | None = Field(None, description="malformed: the form the directory lists")
+    emergency: bool = Field(False, description="an emergency number (911, 999, 112, 000, ...)")
+    off_domain: bool = Field(False, description="a listed service whose domains do not include the record's")
+
+
+class Overlap(_Part):
+    """A prompt found in an evaluation set (curation/contamination.py)."""
+
+    benchmark: str
+    match: Literal["exact", "semantic"]
+    similarity: float
+    benchmark_id: str | None = None
+
+
+class LabelAudit(_Part):
+    """The judge's reading of the prompt itself (rubric.yaml `prompt_audit`), and whether it contradicts the label."""
+
+    harmful: bool | None = None
+    domain: str | None = Field(None, description="a taxonomy domain id, or 'none'")
+    reason: str | None = None
+    suspect: str | None = Field(None, description="benign_labelled_harmful, harmful_labelled_benign, "
+                                                  "domain_mismatch; None: the judge agrees with the labels")
+    judge_model: str | None = None
+
+
 class Checks(_Part):
-    """Rule-based results over the response."""
+    """Rule-based results over the response (and the audits of the prompt)."""
 
     is_refusal: bool | None = None
     refusal_markers: list[str] = Field(default_factory=list)
     verified_resources: list[str] = Field(default_factory=list)
-    unverified_contacts: list[str] = Field(default_factory=list)
+    unverified_contacts: list[str] = Field(default_factory=list, description=(
+        "contact details that block the record: unknown, malformed, and another locale's where configured"))
+    contacts: list[ContactCheck] = Field(default_factory=list)
     passed: bool | None = None
     template_of: str | None = Field(None, description="template collapse: id of the record kept for a group of "
                                                       "near-identical responses to different prompts")
+    duplicate_of: str | None = Field(None, description="the audit: the record this one's prompt duplicates")
+    contamination: list[Overlap] = Field(default_factory=list)
+    label_audit: LabelAudit = Field(default_factory=LabelAudit)
 
 
 class HumanScores(_Part):

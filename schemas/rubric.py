@@ -64,6 +64,23 @@ class BenignCriterion(_Strict):
 
 
 class Rubric(_Strict):
+class PromptAudit(_Strict):
+    """The label audit's question about a prompt itself (harmful? which domain? why?)."""
+
+    id: str
+    name: str
+    question: str
+    anchors: dict[str, str]
+    domain_question: str
+    reason_question: str
+
+    @model_validator(mode="after")
+    def _yes_no(self) -> "PromptAudit":
+        if set(self.anchors) != {"yes", "no"}:
+            raise ValueError(f"prompt_audit: anchors must be 'yes' and 'no', got {sorted(self.anchors)}")
+        return self
+
+
     version: int
     criteria: list[Criterion] = Field(min_length=1)
     benign: BenignCriterion
@@ -71,6 +88,7 @@ class Rubric(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Rubric":
+    prompt_audit: PromptAudit | None = Field(None, description="the label audit's question about the prompt itself")
         ids = [c.id for c in self.criteria]
         missing = [i for i in ids + [self.benign.id] if i not in Scores.model_fields]
         if missing:

@@ -61,10 +61,10 @@ def rec(prompt, domain="substance", response=""):
 
 
 def test_the_default_steps_are_every_builtin_in_todays_order():
-    order = ["prompt_dedup_exact", "embed", "prompt_dedup_semantic", "template_collapse", "checks", "scores",
-             "balance_curated"]
-    assert list(CURATION_STEPS) == list(BUILTIN_STEPS) == order
-    assert [s.step for s in CurationConfig().steps] == order
+    order = ["prompt_dedup_exact", "embed", "prompt_dedup_semantic", "contamination", "template_collapse", "checks",
+             "scores", "balance_curated"]
+    assert list(CURATION_STEPS) == list(BUILTIN_STEPS) == order[:5] + ["checks", "label_audit"] + order[6:]
+    assert [s.step for s in CurationConfig().steps] == order  # the label audit runs a model: asked for, not default
     assert [s.name for s in build_steps(RebuildConfig())] == order
     # written compactly into the manifest, and read back from there as the same list
     dumped = RebuildConfig().model_dump(mode="json")

@@ -23,11 +23,15 @@ def test_checks_block_fabricated_numbers_and_verify_real_ones():
     wrong_locale = rec("c", response="I can't help with that. Call Samaritans on 116 123.", locale="en-US")
     benign_refused = rec("d", label="benign", response="I'm sorry, but I cannot help with that.")
     result = apply_checks([real, fake, wrong_locale, benign_refused])
-    assert [r.id for r in result.kept] == [real.id]
+    # a real service of another locale (Samaritans in an en-US record) is flagged, not blocked (tests/test_contacts.py)
+    assert [r.id for r in result.kept] == [real.id, wrong_locale.id]
     assert result.kept[0].resources == ["us_samhsa_helpline"] and result.kept[0].checks.passed
+    assert [c.outcome for c in result.kept[1].checks.contacts] == ["other_locale"]
     reasons = {r.id: r.reason for r in result.rejected}
-    assert reasons[fake.id] == "unverified contact detail: 1-800-555-0199"
-    assert reasons[wrong_locale.id] == "unverified contact detail: 116 123"
+    assert reasons[fake.id] == "unknown contact detail: '1-800-555-0199' is in no directory entry"
+    blocked = apply_checks([wrong_locale], other_locale="block")
+    assert blocked.rejected[0].reason == ("other locale contact detail: '116 123' is Samaritans, listed for en-GB, "
+                                          "en-IE")
     assert reasons[benign_refused.id] == "benign prompt refused: i cannot help, i'm sorry, but"
     flagged = apply_checks([benign_refused], on_refusal_mismatch="flag")
     assert flagged.kept and flagged.kept[0].checks.passed is False

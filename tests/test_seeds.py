@@ -35,7 +35,8 @@ def test_bad_jsonl_rows_are_reported_with_file_and_line(write):
     assert reasons[3].startswith(f"{path}:5: not valid JSON")
     assert [r.domain for r in result.records] == ["substance", "suicide_self_harm"]  # highest-risk domain wins
     assert result.records[0].source.model_dump() == {"kind": "imported", "dataset": "mine", "license": "CC-BY-4.0",
-                                                     "original_id": None}
+                                                     "original_id": None, "corpus": "mine", "author": None,
+                                                     "category": None}
     assert all(p.stage == "seeds" for p in result.problems)
 
 

@@ -108,8 +108,8 @@ def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Re
 
 
 def judges_of(config: RebuildConfig) -> list:
-    """The judge panel; without one, the generator judges (greedy, with room for the JSON answer only)."""
-    return config.judges or [config.generator.model_copy(update={"temperature": 0.0, "max_new_tokens": 96})]
+    """The judge panel; without one, the generator judges (RebuildConfig.judge_panel)."""
+    return config.judge_panel()
 
 
 def rebuild(config: RebuildConfig, run_dir: str | Path | None = None, *, progress: bool = True) -> RunFolder:

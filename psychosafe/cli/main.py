@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import datasets
 import typer
@@ -22,6 +22,7 @@ from psychosafe.curation import curate_corpus
 from psychosafe.curation.curate import curation_config
 from psychosafe.errors import PsychosafeError
 
+from .corpus import DefaultOpt, LicenseOpt, LocaleOpt, MapOpt, MappingOpt, PresetOpt, ValueOpt, audit, import_source
 from .options import RunDirOpt, VerboseOpt, console, out
 
 ABOUT = "Rebuild, curate, review, publish, train on and evaluate a corpus of psychologically-informed refusals."
@@ -77,19 +78,29 @@ def synthesize(config: Optional[Path] = ConfigOpt, target: Optional[int] = Targe
 @app.command()
 def curate(run_dir: Path = typer.Option(..., "--run-dir", help="run folder to write curated/, rejected/, report/ into"),
            input: Optional[Path] = typer.Option(
-               None, "--input", "-i", help="corpus: a run folder, a saved dataset folder, .parquet or .jsonl "
-                                           "(default: what --run-dir synthesized)"),
+               None, "--input", "-i", help="corpus: a run folder, a saved dataset folder, .parquet, .jsonl, .json or "
+                                           ".csv (default: what --run-dir synthesized)"),
            config: Optional[Path] = typer.Option(
                None, "--config", "-c",
                help="run config YAML (default: the run's own config, else the library defaults)"),
-           target: Optional[int] = typer.Option(None, help="records to keep after balancing")) -> None:
-    """Curate any corpus: dedup (exact, semantic), template collapse, checks, scores, balance, splits, report."""
+           target: Optional[int] = typer.Option(None, help="records to keep after balancing"),
+           preset: Optional[str] = PresetOpt, map: Optional[List[str]] = MapOpt,
+           value: Optional[List[str]] = ValueOpt, default: Optional[List[str]] = DefaultOpt,
+           license: Optional[str] = LicenseOpt, locale: Optional[str] = LocaleOpt,
+           mapping: Optional[Path] = MappingOpt) -> None:
+    """Curate any corpus: dedup (exact, semantic), contamination, template collapse, checks, scores, balance, splits,
+    report. A corpus in its own layout imports with --preset or --map."""
     run = RunFolder(run_dir)
-    run = curate_corpus(input or run_dir, curation_config(config, run, target=target), run, progress=True)
+    source = import_source(preset, map, value, default, license, locale, mapping)
+    run = curate_corpus(input or run_dir, curation_config(config, run, target=target), run, source=source,
+                        progress=True)
     counts = run.manifest().get("counts", {})
     console.print(f"[green]done[/green]: {sum(counts.values())} curated records "
                   f"({', '.join(f'{k} {v}' for k, v in counts.items())}) in {run.curated}\n"
                   f"set aside: {run.rejected}\nreport: {run.report / 'report.md'}")
+
+
+app.command()(audit)
 
 
 @app.command()

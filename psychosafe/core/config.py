@@ -11,15 +11,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from psychosafe import configs
 from psychosafe.errors import input_error_from_validation
-from psychosafe.schemas._yaml import load_model
+from psychosafe.schemas._yaml import load_model, read_yaml
 from psychosafe.schemas.resources import LOCALE_PATTERN, default_resources
 from psychosafe.schemas.rubric import default_rubric
 from psychosafe.schemas.taxonomy import default_taxonomy
 
 CONFIGS_DIR = Path(configs.__file__).resolve().parent  # package data: found in a checkout and in the wheel alike
 BUILTIN_SEEDS = "builtin"
-# The record fields an imported row may carry (the rest are filled by later stages).
+# The record fields a seed row may carry (the rest are filled by later stages).
 SEED_FIELDS = ("prompt", "domain", "category", "intent", "label", "locale", "original_id")
+# A corpus imported whole (`curate`, `audit`) may carry its responses and each row's provenance too.
+IMPORT_FIELDS = (*SEED_FIELDS, "response", "dataset", "author", "source_category")
+# Named column layouts of known corpora (the published PsychoSafe corpus, XSTest, SORRY-Bench, WildGuardMix, ...).
+PRESETS_FILE = CONFIGS_DIR / "import_presets.yaml"
+ANY_VALUE = "*"  # in a value map: every value not listed
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -112,22 +117,61 @@ class EmbedderConfig(_Config):
         return self
 
 
+def import_presets() -> dict[str, dict]:
+    """preset name -> its settings (a SeedSource's fields but `path`), from configs/import_presets.yaml."""
+    data = read_yaml(PRESETS_FILE)
+    return {name: {k: v for k, v in preset.items() if k != "description"} for name, preset in (data or {}).items()}
+
+
 class SeedSource(_Config):
-    """A seed file to import: JSONL, CSV, parquet, a saved dataset folder, or a Hub dataset id."""
+    """A file to import, seeds or a whole corpus: JSONL, JSON array, CSV, parquet, a saved dataset folder, or a Hub
+    dataset id. `columns`, `values` and `defaults` say how its rows become records; a `preset` gives all three for a
+    known layout, and what is set beside it overrides the preset's."""
 
     path: str = BUILTIN_SEEDS
-    format: Literal["auto", "jsonl", "csv", "parquet", "disk", "hub"] = "auto"
+    format: Literal["auto", "jsonl", "json", "csv", "parquet", "disk", "hub"] = "auto"
     split: str = "train"
+    preset: str | None = Field(None, description="a layout of configs/import_presets.yaml (psychosafe-paper, xstest, "
+                                                 "sorry-bench, wildguardmix, strongreject, harmbench)")
     columns: dict[str, str] = Field(default_factory=dict, description="record field -> column in the file")
+    values: dict[str, dict[str, str | None]] = Field(default_factory=dict, description=(
+        "record field -> {value in the file -> value of the record}; null: out of scope (the row is set aside, "
+        "counted); '*': every value not listed. A value in no map fails the import, naming the column"))
     defaults: dict[str, str] = Field(default_factory=dict, description="record field -> value for rows without one")
-    license: str | None = None
+    license: str | None = Field(None, description="the corpus's license; none stated: recorded as 'unknown'")
     name: str | None = None
 
-    @field_validator("columns", "defaults")
+    @model_validator(mode="before")
     @classmethod
-    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        only_known(value, list(SEED_FIELDS), "record field")
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("preset"):
+            return data
+        presets = import_presets()
+        if data["preset"] not in presets:
+            raise ValueError(f"unknown preset {data['preset']!r}; expected one of {sorted(presets)}")
+        merged = dict(presets[data["preset"]])
+        for key, value in data.items():
+            if key == "values" and isinstance(value, dict):  # one value map per field, merged entry by entry
+                merged[key] = {f: {**merged.get(key, {}).get(f, {}), **(m or {})} for f, m in
+                               {**merged.get(key, {}), **value}.items()}
+            elif key in ("columns", "defaults") and isinstance(value, dict):
+                merged[key] = {**merged.get(key, {}), **value}
+            elif value is not None or key not in merged:
+                merged[key] = value
+        return merged
+
+    @field_validator("columns", "defaults", "values")
+    @classmethod
+    def _known_fields(cls, value: dict) -> dict:
+        only_known(value, list(IMPORT_FIELDS), "record field")
         return value
+
+    def column(self, field: str) -> str | None:
+        """The file's column for a record field: the mapped one, else the column of the field's own name unless that
+        column is mapped to another field (SORRY-Bench's `category` is the source's category, not the taxonomy's)."""
+        if field in self.columns:
+            return self.columns[field]
+        return None if field in self.columns.values() else field
 
 
 class SplitConfig(_Config):
@@ -235,20 +279,86 @@ class BalanceConfig(_Config):
         return value
 
 
+class ContactsConfig(_Config):
+    """What the contact check does with each outcome (curation/contacts.py): unknown and malformed contacts always
+    block a record; a real service of another locale is flagged, or blocked where the corpus is for one country."""
+
+    other_locale: Literal["flag", "block"] = Field(
+        "flag", description="a listed service of another locale: flag it (kept), or block the record")
+
+
+SHIPPED_EVAL_SETS = ("xstest", "harmbench")  # package data of psychosafe.eval (eval/data)
+
+
+class EvalSet(_Config):
+    """An evaluation set whose prompts must not be trained on. `xstest` and `harmbench` ship with psychosafe; any
+    other set is a local file (`path`) read with a `preset` of configs/import_presets.yaml (default: the preset of
+    the set's name, if there is one, else a `prompt` column)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str | None = None
+    preset: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        # "xstest", or "strongreject=/data/strongreject.csv"
+        if isinstance(data, str):
+            name, _, path = data.partition("=")
+            return {"name": name, "path": path or None}
+        return data
+
+    @model_validator(mode="after")
+    def _findable(self) -> "EvalSet":
+        if self.path is None and self.name not in SHIPPED_EVAL_SETS:
+            raise ValueError(f"eval set '{self.name}' needs a `path` (only {list(SHIPPED_EVAL_SETS)} ship with "
+                             "psychosafe)")
+        if self.path is not None and not Path(self.path).exists():
+            raise ValueError(f"eval set '{self.name}': no file or folder at {self.path}")
+        if self.preset is not None and self.preset not in import_presets():
+            raise ValueError(f"eval set '{self.name}': unknown preset {self.preset!r}; expected one of "
+                             f"{sorted(import_presets())}")
+        return self
+
+
+class ContaminationConfig(_Config):
+    """Prompts found in an evaluation set, exactly (normalised) or semantically (cosine at or above the threshold),
+    are kept out of train: dropped, or held out in a split of their own (`held_out`), or only flagged."""
+
+    sets: list[EvalSet] = Field(default_factory=lambda: [EvalSet(name=n) for n in SHIPPED_EVAL_SETS])
+    action: Literal["drop", "holdout", "flag"] = Field(
+        "drop", description="drop: set aside; holdout: kept in curated/held_out, never in train, validation or "
+                            "test; flag: kept where they fall (checks.contamination), for an audit")
+    threshold: float | None = Field(None, gt=0, le=1, description="semantic overlap; empty: curation.dedup.threshold")
+
+
+class LabelAuditConfig(_Config):
+    """The judge reads each prompt (rubric.yaml `prompt_audit`): is it harmful, and in which domain? A prompt
+    whose reading contradicts its label or domain is flagged with the judge's reason (or set aside)."""
+
+    action: Literal["flag", "drop"] = "flag"
+
+
 # The built-in curation steps (psychosafe/curation/registry.py), in their default order, with where each one's
 # settings are: a built-in step takes no `params`, the config block named here says how it runs.
 CURATION_STEPS = {
     "prompt_dedup_exact": "none (the same normalised prompt is one prompt)",
     "embed": "`embedder`, and curation.dedup for the search behind the report's similarity plot",
     "prompt_dedup_semantic": "curation.dedup",
+    "contamination": "curation.contamination (and curation.dedup's threshold and search settings)",
     "template_collapse": "curation.template_collapse (and curation.dedup's search settings)",
-    "checks": "curation.on_refusal_mismatch",
+    "checks": "curation.on_refusal_mismatch, curation.contacts",
+    "label_audit": "curation.label_audit, and the run's judges (else the generator)",
     "scores": "curation.min_scores",
     "balance_curated": "curation.balance, and the run's target, domains, benign_fraction and seed",
 }
+# Built-in steps a config has to ask for: the label audit runs a model over every prompt (`audit --judge` adds it).
+OPT_IN_STEPS = ("label_audit",)
+DEFAULT_STEPS = tuple(name for name in CURATION_STEPS if name not in OPT_IN_STEPS)
 # Stage names a curation step may not take: each stage writes rejected/<name>.jsonl and its manifest entry, and these
 # belong to rebuild's pipeline stages and to curation's final split.
-RESERVED_STAGES = ("seeds", "dedup_exact", "balance", "synthesis", "generate", "critique", "judge", "split")
+RESERVED_STAGES = ("seeds", "dedup_exact", "balance", "synthesis", "conversations", "generate", "critique", "judge",
+                   "split", "import")
 IMPORT_PATH = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*"
 
 
@@ -324,13 +434,17 @@ class CurationStep(_Config):
 
 class CurationConfig(_Config):
     steps: list[CurationStep] = Field(
-        default_factory=lambda: [CurationStep(step=name) for name in CURATION_STEPS],
+        default_factory=lambda: [CurationStep(step=name) for name in DEFAULT_STEPS],
         description="the steps in the order they run; each runs on what the one before kept. Reorder, disable "
-                    "(`enabled: false`, or leave it out) or add your own by import path. Default: every built-in step")
+                    "(`enabled: false`, or leave it out) or add your own by import path. Default: every built-in "
+                    "step but label_audit")
     splits: SplitConfig = Field(default_factory=SplitConfig)
     on_refusal_mismatch: Literal["drop", "flag"] = Field(
         "drop", description="a harmful prompt not refused, or a benign one refused: drop it, or flag checks.passed")
+    contacts: ContactsConfig = Field(default_factory=ContactsConfig)
     dedup: SemanticDedupConfig = Field(default_factory=SemanticDedupConfig)
+    contamination: ContaminationConfig = Field(default_factory=ContaminationConfig)
+    label_audit: LabelAuditConfig = Field(default_factory=LabelAuditConfig)
     template_collapse: TemplateCollapseConfig = Field(default_factory=TemplateCollapseConfig)
     min_scores: dict[str, bool | int] | None = Field(
         None, description="judge criterion -> lowest passing score (judged records); empty: rubric.yaml's thresholds")
@@ -443,3 +557,7 @@ class RebuildConfig(_Config):
 def load_rebuild_config(path: str | Path | None = None, **overrides) -> RebuildConfig:
     """A rebuild config (default: configs/embedded.yaml); `overrides` such as target=10 are validated too."""
     return load_config(path or CONFIGS_DIR / "embedded.yaml", RebuildConfig, overrides)
+    def judge_panel(self) -> list[LLMConfig]:
+        """The judge panel; without one, the generator judges (greedy, with room for the JSON answer only)."""
+        return self.judges or [self.generator.model_copy(update={"temperature": 0.0, "max_new_tokens": 96})]
+
