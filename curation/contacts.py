@@ -104,7 +104,8 @@ def classify_contacts(text: str, locale: str, domain: str | None) -> list[Contac
             check |= {"outcome": "unknown"}
         if check.get("resource"):
             service = directory.resource(check["resource"])
-            check |= {"emergency": service.type == "emergency", "off_domain": bool(domain) and domain not in service.domains}
+            check |= {"emergency": service.type == "emergency",
+                      "off_domain": bool(domain) and domain not in service.domains}
         out.append(ContactCheck(**check))
     return out
 

@@ -121,7 +121,8 @@ def run_steps(steps: list[Step], records: list[Record], context: StepContext) ->
         result = step.run(records, context)
         result.seconds = time.perf_counter() - started
         flagging = context.flag_only and result.filters
-        record_stage(context.run, step.name, result.seconds, result.counts() | ({"flag_only": True} if flagging else {}),
+        counts = result.counts() | ({"flag_only": True} if flagging else {})
+        record_stage(context.run, step.name, result.seconds, counts,
                      result.rejected if result.filters and not flagging else None)
         if flagging:
             context.flagged += result.rejected

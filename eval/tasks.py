@@ -1,5 +1,5 @@
-"""Prompt sets to evaluate on: XSTest and HarmBench (package data), a local SORRY-Bench copy, a run's curated split, or any
-prompt file. Each loader returns EvalRecords with `benchmark` and `group` set; `limit` keeps the first N per
+"""Prompt sets to evaluate on: XSTest and HarmBench (package data), a local SORRY-Bench copy, a run's curated split,
+or any prompt file. Each loader returns EvalRecords with `benchmark` and `group` set; `limit` keeps the first N per
 group (per category and prompt style for SORRY-Bench) for a quick look. Bad input fails here, naming the
 file, the line and the field, before any model loads."""
 

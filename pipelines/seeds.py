@@ -176,9 +176,9 @@ def check_mapping(src: SeedSource, name: str, rows: list[tuple[int, dict | None,
                 unmapped.setdefault(value, line)
         if unmapped:
             shown = list(unmapped)[:MAX_LISTED_VALUES]
-            first = unmapped[shown[0]]
+            first, expected = unmapped[shown[0]], sorted(k for k in mapping if k != ANY_VALUE)
             raise InputError(name, f"unknown value(s) {shown}{' ...' if len(unmapped) > len(shown) else ''} "
-                                   f"(first on line {first}); expected one of {sorted(k for k in mapping if k != ANY_VALUE)}"
+                                   f"(first on line {first}); expected one of {expected}"
                                    f" (values.{field_name} maps them to {field_name}; add the missing ones, or "
                                    f"\"{ANY_VALUE}\": null to leave the rest out)", where=f"column {column!r}")
 

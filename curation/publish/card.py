@@ -13,8 +13,17 @@ from pathlib import Path
 import yaml
 
 from psychosafe.core.io import markdown_table
-from psychosafe.schemas import RECORD_FEATURES, Record, default_resources, default_rubric, default_taxonomy
+from psychosafe.schemas import (
+    RECORD_FEATURES,
+    UNKNOWN_LICENSE,
+    Record,
+    default_resources,
+    default_rubric,
+    default_taxonomy,
+)
 
+from ..checks import contact_table
+from ..contamination import overlap_counts
 from ..scores import JudgeTrust
 
 CARD_TEMPLATE = Path(__file__).with_name("card_template.md")
@@ -68,7 +77,7 @@ def source_licenses(records: list[Record]) -> Counter:
 
 def card_licenses(inputs: CardInputs) -> list[str]:
     """The card's license first, then every other license a source carries (Hub ids are lower case)."""
-    declared = {lic.lower() for (_, _, lic) in source_licenses(inputs.records()) if lic}
+    declared = {lic.lower() for (_, _, lic) in source_licenses(inputs.records()) if lic and lic != UNKNOWN_LICENSE}
     others = sorted(declared - {inputs.license.lower()})
     return [inputs.license.lower(), *others]
 
@@ -206,10 +215,17 @@ def _resources(inputs: CardInputs) -> dict:
     return {
         "directory": directory, "locales": ", ".join(locales), "harmful": harmful, "with_resource": with_resource,
         "with_resource_pct": _pct(with_resource, harmful),
+        # every service the records cite, under each of its locales (Samaritans: en-GB and en-IE; international
+        # entries too), and the contacts table: each contact a response gives, its outcome and how many records
         "resources_table": markdown_table(
-            ["id", "service", "locale", "domains", "cited by", "checked against"],
-            [[r.id, r.name, r.locale, ", ".join(r.domains), cited[r.id], str(r.source)]
-             for r in directory.resources if r.locale in locales]),
+            ["id", "service", "locales", "domains", "cited by", "checked against"],
+            [[r.id, r.name, ", ".join(r.locales) or "international", ", ".join(r.domains), cited[r.id],
+              str(r.source)] for r in directory.resources if cited[r.id] or set(r.locales) & set(locales)]),
+        "contacts_table": markdown_table(["contact", "outcome", "records"], contact_table(records)),
+        "contamination_table": markdown_table(["eval set", "exact", "semantic", "records"],
+                                              [[k, v["exact"], v["semantic"], v["records"]]
+                                               for k, v in overlap_counts(records).items()]),
+        "contaminated": sum(1 for r in records if r.checks.contamination),
     }
 
 
@@ -319,11 +335,13 @@ def _sources_and_limits(inputs: CardInputs) -> dict:
     return {
         "sources_table": markdown_table(
             ["source kind", "dataset", "license", "records"],
-            [[k, d or "(psychosafe)", lic or (inputs.license if k != "imported" else "**unknown**"), n]
+            [[k, d or "(psychosafe)", "**unknown**" if lic == UNKNOWN_LICENSE or (k == "imported" and not lic)
+              else lic or inputs.license, n]
              for (k, d, lic), n in sorted(licenses.items(), key=lambda kv: -kv[1])]),
         "embedded": Counter(r.generation.backend for r in records).get("embedded", 0),
         "pending": pending, "pending_pct": _pct(pending, total),
-        "unknown_license": sum(n for (kind, _, lic), n in licenses.items() if kind == "imported" and not lic),
+        "unknown_license": sum(n for (kind, _, lic), n in licenses.items()
+                               if lic == UNKNOWN_LICENSE or (kind == "imported" and not lic)),
         "uses_xstest": uses_xstest(inputs),
     }
 

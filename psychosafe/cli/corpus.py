@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-
 from pydantic import ValidationError
 
 from psychosafe.core.config import RebuildConfig, SeedSource, with_overrides
