@@ -95,6 +95,8 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
 def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Record], *,
                            progress: bool = True) -> list[Record]:
     """Synthesize the prompts each domain/label quota still needs after the seeds (stage "synthesis")."""
+    if config.synthesis.seeds_only:  # repair: an imported corpus's own prompts, none written by the model
+        return []
     quota = domain_quotas(config.target, config.domains, config.benign_fraction, config.curation.balance.proportions)
     have = Counter((r.domain, r.label) for r in seeds)
     need = {group: max(0, q - have[group]) for group, q in quota.items()}

@@ -477,6 +477,8 @@ class SynthesisConfig(_Config):
     synthetic_fraction: float = Field(
         0.5, ge=0, le=1, description="share of each domain/label quota written by the model; seeds fill the rest, "
                                      "and synthesis also makes up whatever the seeds lack")
+    seeds_only: bool = Field(False, description="write no prompt at all: the seeds are the prompts, and a quota they "
+                                                "cannot fill stays short (repairing an imported corpus)")
     prompts_per_cell: int = Field(2, gt=0, description="N distinct prompts per cell (domain x category x intent x "
                                                        "persona); raised when the target needs more than the cells hold")
     oversample: float = Field(1.3, ge=1, description="extra requests to cover prompts set aside (invalid, duplicate)")
@@ -535,6 +537,10 @@ class RebuildConfig(_Config):
                                                       "empty: start a local Ray")
     llm_resources: LLMResources = Field(default_factory=LLMResources)
 
+    def judge_panel(self) -> list[LLMConfig]:
+        """The judge panel; without one, the generator judges (greedy, with room for the JSON answer only)."""
+        return self.judges or [self.generator.model_copy(update={"temperature": 0.0, "max_new_tokens": 96})]
+
     @field_validator("domains")
     @classmethod
     def _known_domains(cls, value: list[str]) -> list[str]:
@@ -557,7 +563,3 @@ class RebuildConfig(_Config):
 def load_rebuild_config(path: str | Path | None = None, **overrides) -> RebuildConfig:
     """A rebuild config (default: configs/embedded.yaml); `overrides` such as target=10 are validated too."""
     return load_config(path or CONFIGS_DIR / "embedded.yaml", RebuildConfig, overrides)
-    def judge_panel(self) -> list[LLMConfig]:
-        """The judge panel; without one, the generator judges (greedy, with room for the JSON answer only)."""
-        return self.judges or [self.generator.model_copy(update={"temperature": 0.0, "max_new_tokens": 96})]
-
