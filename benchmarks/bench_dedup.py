@@ -132,6 +132,39 @@ def pair_set(path: Path, rows: np.ndarray | None = None) -> set[tuple[int, int]]
     return set(zip(i.tolist(), j.tolist()))
 
 
+def embed_pool(n_texts: int, processes: list[int], out: Path) -> None:
+    """The embedding step's throughput with sentence-transformers' multi-process pool (`embedder.processes`) against
+    one process, on the same texts (rewordings of the dedup set's prompts, each made unique), alternating twice.
+    CPU seconds include the pool's workers. Writes benchmarks/results/dedup_embed.json."""
+    from psychosafe.core.config import EmbedderConfig
+    from psychosafe.curation.embed import CachedEmbedder
+
+    pairs = [json.loads(line) for line in (HERE / "data" / "dedup_pairs.jsonl").read_text().splitlines() if line]
+    base = sorted({t for r in pairs for t in (r["a"], r["b"])})
+    texts = [f"{base[k % len(base)]} ({k // len(base)})" for k in range(n_texts)]
+    load_before = os.getloadavg()
+    runs = []
+    for round_ in range(2):
+        for count in processes:
+            embedder = CachedEmbedder(EmbedderConfig(processes=count))
+            assert embedder.model is not None  # loaded before the clock starts, as the embed step loads it once
+            usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+            started = time.perf_counter()
+            vectors = embedder.embed(texts)[0]
+            wall = time.perf_counter() - started
+            after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+            cpu = sum(a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime for a, b in zip(after, usage))
+            runs.append({"round": round_, "processes": count, "texts": len(texts), "wall_seconds": round(wall, 2),
+                         "cpu_seconds": round(cpu, 2), "texts_per_second": round(len(texts) / wall, 1),
+                         "checksum": round(float(vectors.sum()), 3)})
+            print(json.dumps(runs[-1]), flush=True)
+    result = {"texts": n_texts, "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+              "load_average_before": [round(x, 2) for x in load_before],
+              "load_average_after": [round(x, 2) for x in os.getloadavg()], "runs": runs}
+    write = out.parent / "dedup_embed.json"
+    write.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 300_000, 1_000_000])
@@ -142,7 +175,12 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/psychosafe-bench-dedup"))
     parser.add_argument("--child", nargs=2, metavar=("N", "METHOD"))
     parser.add_argument("--reuse", action="store_true", help="reuse runs already measured in --scratch (same nprobe)")
+    parser.add_argument("--embed", type=int, metavar="TEXTS",
+                        help="instead: the embedding step with 1 and 2 processes on this many texts")
     args = parser.parse_args()
+    if args.embed:
+        embed_pool(args.embed, [1, 2], args.out)
+        return
     args.scratch.mkdir(parents=True, exist_ok=True)
     if args.child:
         run_one(int(args.child[0]), args.child[1], args.nprobe, args.scratch)

@@ -19,6 +19,13 @@ recall >= 0.9, and an open-set check: every pair of the set's texts that `simila
 threshold (or in the band) although it is not labelled a duplicate (texts of different groups are different
 requests). Embedders whose package is not installed are skipped and listed with the reason.
 
+Also: per language (en, de, fr, es), each embedder's zero-false-merge threshold and recall, and its recall at the
+threshold chosen on English; the mean of two embedders' cosines as one more signal; and `curation` — the curation
+code itself (dedup_semantic, with the defaults of curation.dedup and MiniLM) run on every text of the set, with a
+stand-in judge for the review band: none (pairs flagged), a perfect one, and judges that say yes to a rewording or
+to another request at given rates. Truth there is the set's groups: texts joined by duplicate labels are one
+request, any other two texts are not. That is what a judge must do for the bar.
+
 One file on purpose (about 450 lines): the candidates, the signals and the measures are read together, and
 nothing here is imported by the package.
 """
@@ -45,6 +52,9 @@ GRID = np.round(np.arange(0.0, 1.0001, 0.005), 3)  # thresholds on cosine and on
 CURVE_GRID = np.round(np.arange(0.30, 1.0001, 0.01), 2)  # the thresholds the stored curves are drawn at
 BAR_RECALL = 0.9  # the issue's bar: this recall of duplicates at zero false merges
 BASE = "domain"  # the rules every record allows (same harm label, same domain): the stage thresholds are chosen on
+LANGUAGES = ("en", "de", "fr", "es")  # within-language pairs, per language
+COMBINED = (("minilm", "mpnet"), ("minilm", "e5"), ("minilm", "use"))  # the mean of two embedders' cosines
+JUDGE_RATES = ((0.95, 0.0), (0.9, 0.01), (0.9, 0.02), (0.8, 0.05))  # simulated judges: P(yes | same), P(yes | other)
 
 
 # ------------------------------------------------------------------------------------------------ the labelled set
@@ -328,6 +338,89 @@ def open_set(vectors: np.ndarray, texts: list[str], rows: list[dict], threshold:
             "examples": [p for p in unlabelled if not p["same_group"]][:10]}
 
 
+# ------------------------------------------------------------------------------------------------ per language
+
+def per_language(cosine: dict[str, np.ndarray], dup: np.ndarray, allowed: np.ndarray, lang: np.ndarray) -> dict:
+    """Per embedder and language: AUC, the zero-false-merge threshold and its recall, and the recall (and false
+    merges) at the threshold that is zero-false-merge on English: what using one threshold for every language costs."""
+    out = {}
+    for key, score in cosine.items():
+        english = zero_false_merge_threshold(score[lang == "en"], dup[lang == "en"], allowed[lang == "en"])
+        out[key] = {}
+        for language in LANGUAGES:
+            m = lang == language
+            t0 = zero_false_merge_threshold(score[m], dup[m], allowed[m])
+            out[key][language] = {
+                "pairs": int(m.sum()), "auc": auc(score[m & allowed], dup[m & allowed]),
+                "zero_false_merges": {"threshold": t0, **counts(allowed[m] & (score[m] >= t0), dup[m])},
+                "at_english_threshold": {"threshold": english, **counts(allowed[m] & (score[m] >= english), dup[m])}}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ curation itself
+
+def request_groups(rows: list[dict], texts: list[str]) -> np.ndarray:
+    """One label per text: texts joined by a chain of duplicate labels are one request."""
+    from psychosafe.curation.similarity import Pairs, connected_groups
+
+    index = {t: k for k, t in enumerate(texts)}
+    edges = [(index[r["a"]], index[r["b"]]) for r in rows if r["label"] == "duplicate"]
+    i, j = (np.array(x, np.int64) for x in zip(*edges))
+    return connected_groups(len(texts), Pairs(i, j, np.ones(len(i), np.float32)))
+
+
+def curation_on_the_set(rows: list[dict], vectors: np.ndarray, texts: list[str]) -> dict:
+    """dedup_semantic with curation.dedup's defaults on every text of the set (one record per text, its harm label
+    and domain), the review band decided by stand-in judges. Recall: same-language duplicate pairs whose two texts
+    end in one kept record; false merges: merges of two different requests (request_groups)."""
+    from psychosafe.core.config import SemanticDedupConfig
+    from psychosafe.curation import dedup_semantic
+    from psychosafe.schemas import Record, record_id
+
+    settings = SemanticDedupConfig()
+    request = request_groups(rows, texts)
+    meta = {}
+    for r in rows:
+        meta[r["a"]], meta[r["b"]] = (r["harm_a"], r["domain"]), (r["harm_b"], r["domain_b"])
+    records = [Record(id=record_id(t, meta[t][1]), prompt=t, label=meta[t][0], domain=meta[t][1]) for t in texts]
+    at = {r.id: k for k, r in enumerate(records)}
+    pairs = [(texts.index(r["a"]), texts.index(r["b"])) for r in rows
+             if r["label"] == "duplicate" and "-" not in r["lang"]]
+
+    def run(judge) -> dict:
+        asked = []
+
+        def same_request(batch):
+            asked.extend(batch)
+            return [judge(texts.index(a), texts.index(b)) for a, b in batch]
+
+        result = dedup_semantic(records, vectors, threshold=settings.threshold, review_from=settings.review_from,
+                                band_neighbours=settings.band_neighbours, method="exact",
+                                same_request=None if judge is None else same_request)
+        kept_as = np.arange(len(texts))
+        parent = {at[r.id]: at[r.duplicate_of] for r in result.rejected}
+        for k in range(len(texts)):
+            while kept_as[k] in parent:
+                kept_as[k] = parent[kept_as[k]]
+        caught = sum(kept_as[a] == kept_as[b] for a, b in pairs)
+        wrong = [r for r in result.rejected if request[at[r.id]] != request[at[r.duplicate_of]]]
+        asked_same = sum(request[texts.index(a)] == request[texts.index(b)] for a, b in asked)
+        return {"recall": round(caught / len(pairs), 4), "caught": int(caught), "duplicate_pairs": len(pairs),
+                "false_merges": len(wrong), "merged_by": result.notes["merged_by"],
+                "asked": len(asked), "asked_same_request": int(asked_same), "asked_other": len(asked) - int(asked_same),
+                "flagged": len(result.flagged),
+                "false_merge_examples": [[r.record.prompt, records[at[r.duplicate_of]].prompt, r.similarity,
+                                          r.decided_by] for r in wrong[:5]]}
+
+    out = {"settings": settings.model_dump(include={"threshold", "review_from", "band_neighbours"}),
+           "texts": len(texts), "no_judge": run(None), "perfect_judge": run(lambda a, b: request[a] == request[b])}
+    rng = np.random.default_rng(0)
+    for yes_same, yes_other in JUDGE_RATES:
+        out[f"judge_{yes_same}_{yes_other}"] = run(
+            lambda a, b, hi=yes_same, lo=yes_other: bool(rng.random() < (hi if request[a] == request[b] else lo)))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ the run
 
 def measure(rows: list[dict], vectors: dict[str, np.ndarray], texts: list[str]) -> dict:
@@ -339,8 +432,10 @@ def measure(rows: list[dict], vectors: dict[str, np.ndarray], texts: list[str]) 
     same_domain = same_label & np.array([r["domain"] == r["domain_b"] for r in rows])
     stages = {"cosine": np.ones(len(rows), bool), "label": same_label, "domain": same_domain,
               "intent": same_domain & (column["kind"] != "intent_shift")}
-    scopes = {"same_language": np.array(["-" not in lang for lang in column["lang"]]), "all": np.ones(len(rows), bool)}
+    scopes = {"same_language": np.array(["-" not in lang for lang in column["lang"]]), "en": column["lang"] == "en",
+              "all": np.ones(len(rows), bool)}
     cosine = {k: np.sum(v[ia] * v[ib], axis=1) for k, v in vectors.items()}
+    cosine |= {f"{x}+{y}": (cosine[x] + cosine[y]) / 2 for x, y in COMBINED if x in cosine and y in cosine}
     seconds = {**lexical_scores(rows), **{f"cosine_{k}": c for k, c in cosine.items()}}
     kind_of_text = {}  # what the base rules compare: (harm label, domain)
     for r in rows:
@@ -378,7 +473,10 @@ def measure(rows: list[dict], vectors: dict[str, np.ndarray], texts: list[str]) 
         out["scopes"][scope] = per_embedder
 
     keep = scopes["same_language"]
+    out["per_language"] = per_language(cosine, dup, stages[BASE], column["lang"])
     for key, score in cosine.items():
+        if key not in vectors:
+            continue
         parts = {"all": keep, **{dom: keep & (column["domain"] == dom) for dom in DOMAINS}}
         out["curves"][key] = {stage: {part: curve(score[rows_in], dup[rows_in], stages[stage][rows_in])
                                       for part, rows_in in parts.items()}
@@ -394,6 +492,8 @@ def measure(rows: list[dict], vectors: dict[str, np.ndarray], texts: list[str]) 
     is_translation = np.concatenate([np.ones(translated.sum(), bool), np.zeros(negatives.sum(), bool)])
     out["cross_lingual_auc"] = {k: auc(np.concatenate([c[translated], c[negatives]]), is_translation)
                                 for k, c in cosine.items()}
+    if "minilm" in vectors:
+        out["curation"] = curation_on_the_set(rows, vectors["minilm"], texts)
     # one row per line of the pairs file, in its order
     out["pair_scores"] = {k: np.round(v, 4).tolist() for k, v in seconds.items()}
     return out

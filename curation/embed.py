@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from psychosafe.core.progress import progress_bar
 
 EMBEDDINGS_DIR = "embeddings"  # the cache's folder in a run folder
 ENCODE_CHUNK = 1024  # texts per encode() call: big enough to keep the model busy, small enough for a live progress bar
+POOL_MIN_TEXTS = 4096  # fewer texts than this are encoded in this process even when `processes` asks for a pool
 
 
 def text_key(text: str) -> bytes:
@@ -51,16 +53,41 @@ class EmbeddingCache:
         os.replace(tmp, self.path)
 
 
-def encode(model, texts: list[str], batch_size: int, *, progress: bool = False, label: str = "embedding") -> np.ndarray:
-    """Unit-length float32 vectors, in chunks so the progress bar moves."""
+def encode(model, texts: list[str], batch_size: int, *, progress: bool = False, label: str = "embedding",
+           pool: dict | None = None) -> np.ndarray:
+    """Unit-length float32 vectors, in chunks so the progress bar moves (`pool`: encoding_pool's processes)."""
     out = []
+    chunk_size = ENCODE_CHUNK * (len(pool["processes"]) if pool else 1)  # every process gets a share of each chunk
     with progress_bar(label, len(texts), show=progress, transient=True) as bar:
-        for start in range(0, len(texts), ENCODE_CHUNK):
-            chunk = texts[start:start + ENCODE_CHUNK]
+        for start in range(0, len(texts), chunk_size):
+            chunk = texts[start:start + chunk_size]
             out.append(model.encode(chunk, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                                    show_progress_bar=False).astype(np.float32, copy=False))
+                                    show_progress_bar=False, pool=pool).astype(np.float32, copy=False))
             bar.advance(len(chunk))
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+@contextmanager
+def encoding_pool(model, config: EmbedderConfig, texts: int):
+    """sentence-transformers' multi-process pool of `config.processes` workers on `config.device`, each with its
+    share of the CPU cores (OMP_NUM_THREADS as the workers start); None when one process is configured or the texts
+    are too few to pay for starting the workers (each loads the stack: seconds)."""
+    if config.processes <= 1 or texts < POOL_MIN_TEXTS:
+        yield None
+        return
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // config.processes))
+    try:
+        pool = model.start_multi_process_pool([config.device] * config.processes)
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+    try:
+        yield pool
+    finally:
+        model.stop_multi_process_pool(pool)
 
 
 class CachedEmbedder:
@@ -88,7 +115,9 @@ class CachedEmbedder:
             if k not in known and k not in missing:
                 missing[k] = t
         if missing:
-            vectors = encode(self.model, list(missing.values()), self.config.batch_size, progress=progress, label=label)
+            with encoding_pool(self.model, self.config, len(missing)) as pool:
+                vectors = encode(self.model, list(missing.values()), self.config.batch_size, progress=progress,
+                                 label=label, pool=pool)
             known.update(zip(missing, vectors))
             if self.cache:
                 self.cache.save()

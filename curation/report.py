@@ -11,11 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from psychosafe.core.io import markdown_table  # noqa: E402
+from psychosafe.core.io import markdown_table, read_jsonl  # noqa: E402
 from psychosafe.core.runs import RunFolder  # noqa: E402
 from psychosafe.schemas import Record, default_rubric, default_taxonomy  # noqa: E402
 
-from .steps import CurationAnalysis  # noqa: E402
+from .steps import FLAGGED_DIR, CurationAnalysis  # noqa: E402
 
 MAX_LISTED = 200
 _NOT_NOTES = ("in", "kept", "rejected", "kept_per_domain", "kept_per_category", "reasons", "unverified_contacts",
@@ -222,11 +222,31 @@ def _similarity_section(run: RunFolder, analysis: CurationAnalysis, stages: dict
     _plot_similarity(analysis, run.report / "similarity.png")
     sem = stages.get("prompt_dedup_semantic", {}).get("counts", {})
     above = int(np.sum(analysis.prompt_nearest >= analysis.dedup_threshold)) if analysis.dedup_threshold else 0
-    return ["## Similarity", "",
-            f"{above} of {len(analysis.prompt_nearest)} prompts have a neighbour at cosine >= "
-            f"{analysis.dedup_threshold}"
-            f" (search: {sem.get('method', 'n/a')}); semantic dedup set aside {sem.get('rejected', 0)}.", "",
-            "![similarity](similarity.png)", ""]
+    merged = ", ".join(f"{n} by {by}" for by, n in sem.get("merged_by", {}).items())
+    md = ["## Similarity", "",
+          f"{above} of {len(analysis.prompt_nearest)} prompts have a neighbour at cosine >= "
+          f"{analysis.dedup_threshold}"
+          f" (search: {sem.get('method', 'n/a')}); semantic dedup set aside {sem.get('rejected', 0)}"
+          + (f" ({merged})" if merged else "") + ".", "",
+          "![similarity](similarity.png)", ""]
+    return md + _flagged_pairs(run)
+
+
+def _flagged_pairs(run: RunFolder, shown: int = 30) -> list[str]:
+    """The pairs semantic dedup kept but flagged (flagged/<step>.jsonl): a person decides whether they are one
+    request."""
+    rows = [row for path in sorted((run.path / FLAGGED_DIR).glob("*.jsonl")) for row in read_jsonl(path)
+            if row.get("code", "").startswith("near_duplicate")]
+    if not rows:
+        return []
+    codes = Counter(row["code"] for row in rows)
+    rows.sort(key=lambda row: -row["similarity"])
+    return ["### Pairs flagged for review", "",
+            f"Pairs kept but flagged: **{len(rows)}** ({', '.join(f'{c} {n}' for c, n in codes.items())}). In the "
+            f"review band no judge decided them; above the threshold their domain or intent differs. Each is a row "
+            f"of `flagged/` (record `ids`, `similarity`, `why`).", "",
+            markdown_table(["cosine", "prompt a", "prompt b", "code"],
+                           [[f"{row['similarity']:.3f}", *row["prompts"], row["code"]] for row in rows[:shown]]), ""]
 
 
 def _collapse_section(run: RunFolder, analysis: CurationAnalysis) -> list[str]:

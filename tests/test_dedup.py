@@ -11,7 +11,7 @@ import pytest
 
 from psychosafe.core.config import EmbedderConfig, RebuildConfig, SemanticDedupConfig, load_rebuild_config
 from psychosafe.core.runs import RunFolder
-from psychosafe.curation import CachedEmbedder, StepContext, dedup_semantic, run_steps
+from psychosafe.curation import CachedEmbedder, CurationAnalysis, StepContext, dedup_semantic, run_steps, write_report
 from psychosafe.curation.dedup import dedup_by_language
 from psychosafe.curation.registry import SemanticDedup
 from psychosafe.curation.similarity import ivf_lists
@@ -180,6 +180,12 @@ def test_the_step_writes_merges_with_provenance_to_rejected_and_band_pairs_to_fl
     assert sorted(flag["ids"]) == sorted([records[0].id, records[2].id]) and flag["code"] == "near_duplicate_review"
     stage = run.manifest()["stages"]["prompt_dedup_semantic"]
     assert stage["counts"]["flagged"] == 1 and stage["counts"]["merged_by"] == {"threshold": 1}
+    write_report(run, {"train": kept}, CurationAnalysis(prompt_nearest=np.array([0.874, 0.874, 0.774]),
+                                                        dedup_threshold=DEFAULTS.threshold))
+    report = (run.report / "report.md").read_text()
+    assert "semantic dedup set aside 1 (1 by threshold)" in report
+    assert "Pairs kept but flagged: **1** (near_duplicate_review 1)" in report
+    assert f"| 0.774 | {WIFE} | {BAND_REWORDING} | near_duplicate_review |" in report
 
 
 def test_the_step_asks_the_configured_judges(tmp_path, embedder, monkeypatch):
@@ -226,3 +232,23 @@ def test_nprobe_grows_with_n_so_a_million_prompts_keep_their_recall():
     assert ivf_lists(1_000_000, 16) == (2828, 16) and ivf_lists(50, 8) == (6, 6)
     with pytest.raises(ValueError, match="nprobe must be a positive number of lists or 'auto', got 0"):
         ivf_lists(1000, 0)
+
+
+@pytest.mark.slow  # starts two worker processes that each load the stack
+def test_the_multi_process_pool_gives_the_same_vectors(monkeypatch):
+    import psychosafe.curation.embed as embed
+
+    monkeypatch.setattr(embed, "POOL_MIN_TEXTS", 4)
+    texts = [WIFE, REWORDING, BAND_REWORDING, BOSS, "How do I get a gun license quickly?", "Where is the bus stop?"]
+    one = CachedEmbedder(EmbedderConfig()).embed(texts)[0]
+    started = []
+    real_pool = embed.encoding_pool
+
+    def counting_pool(model, config, texts):
+        started.append(config.processes)
+        return real_pool(model, config, texts)
+
+    monkeypatch.setattr(embed, "encoding_pool", counting_pool)
+    two = CachedEmbedder(EmbedderConfig(processes=2)).embed(texts)[0]
+    assert started == [2] and two.shape == (6, 384)
+    np.testing.assert_allclose(two, one, atol=1e-5)

@@ -109,6 +109,9 @@ class EmbedderConfig(_Config):
     model: str | None = None
     device: str = "cpu"
     batch_size: int = Field(64, gt=0)
+    processes: int = Field(1, ge=1, description="encode in this many processes (sentence-transformers' multi-process "
+                                                "pool, on `device`; the CPU cores are shared out among them): for "
+                                                "large corpora on machines with cores to spare (README, Performance)")
 
     @model_validator(mode="after")
     def _model_named_when_needed(self) -> "EmbedderConfig":
