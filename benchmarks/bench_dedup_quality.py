@@ -53,6 +53,7 @@ CURVE_GRID = np.round(np.arange(0.30, 1.0001, 0.01), 2)  # the thresholds the st
 BAR_RECALL = 0.9  # the issue's bar: this recall of duplicates at zero false merges
 BASE = "domain"  # the rules every record allows (same harm label, same domain): the stage thresholds are chosen on
 LANGUAGES = ("en", "de", "fr", "es")  # within-language pairs, per language
+CHOSEN_ON = "en"  # the pairs the defaults, curves and proposal are measured on (the default embedder is English)
 COMBINED = (("minilm", "mpnet"), ("minilm", "e5"), ("minilm", "use"))  # the mean of two embedders' cosines
 JUDGE_RATES = ((0.95, 0.0), (0.9, 0.01), (0.9, 0.02), (0.8, 0.05))  # simulated judges: P(yes | same), P(yes | other)
 
@@ -369,55 +370,78 @@ def request_groups(rows: list[dict], texts: list[str]) -> np.ndarray:
     return connected_groups(len(texts), Pairs(i, j, np.ones(len(i), np.float32)))
 
 
+def simulated_judge(request: np.ndarray, yes_same: float, yes_other: float, rng: np.random.Generator):
+    """A judge that says "the same request" to a true pair with probability yes_same, to any other with yes_other."""
+    return lambda a, b: bool(rng.random() < (yes_same if request[a] == request[b] else yes_other))
+
+
+LOCALES = {"en": "en-US", "de": "de-DE", "fr": "fr-FR", "es": "es-ES"}
+
+
 def curation_on_the_set(rows: list[dict], vectors: np.ndarray, texts: list[str]) -> dict:
-    """dedup_semantic with curation.dedup's defaults on every text of the set (one record per text, its harm label
-    and domain), the review band decided by stand-in judges. Recall: same-language duplicate pairs whose two texts
-    end in one kept record; false merges: merges of two different requests (request_groups)."""
+    """The semantic-dedup step's code (dedup_by_language) on every text of the set: one record per text, with its
+    harm label, domain and language, MiniLM vectors, the review band decided by stand-in judges. Settings: the
+    defaults of curation.dedup (German, French and Spanish with values of their own), and the English values for
+    every language.
+    Recall: same-language duplicate pairs whose two texts end in one kept record; false merges: merges of two
+    different requests (request_groups)."""
     from psychosafe.core.config import SemanticDedupConfig
-    from psychosafe.curation import dedup_semantic
+    from psychosafe.curation.dedup import dedup_by_language
     from psychosafe.schemas import Record, record_id
 
-    settings = SemanticDedupConfig()
     request = request_groups(rows, texts)
+    index = {t: k for k, t in enumerate(texts)}
     meta = {}
     for r in rows:
-        meta[r["a"]], meta[r["b"]] = (r["harm_a"], r["domain"]), (r["harm_b"], r["domain_b"])
-    records = [Record(id=record_id(t, meta[t][1]), prompt=t, label=meta[t][0], domain=meta[t][1]) for t in texts]
+        lang_a, lang_b = r["lang"].split("-") if "-" in r["lang"] else (r["lang"], r["lang"])
+        meta[r["a"]] = (r["harm_a"], r["domain"], LOCALES[lang_a])
+        meta[r["b"]] = (r["harm_b"], r["domain_b"], LOCALES[lang_b])
+    records = [Record(id=record_id(t, meta[t][1]), prompt=t, label=meta[t][0], domain=meta[t][1], locale=meta[t][2])
+               for t in texts]
     at = {r.id: k for k, r in enumerate(records)}
-    pairs = [(texts.index(r["a"]), texts.index(r["b"])) for r in rows
+    pairs = [(index[r["a"]], index[r["b"]], r["lang"]) for r in rows
              if r["label"] == "duplicate" and "-" not in r["lang"]]
 
-    def run(judge) -> dict:
+    def run(settings: SemanticDedupConfig, judge) -> dict:
         asked = []
 
         def same_request(batch):
             asked.extend(batch)
-            return [judge(texts.index(a), texts.index(b)) for a, b in batch]
+            return [judge(index[a], index[b]) for a, b in batch]
 
-        result = dedup_semantic(records, vectors, threshold=settings.threshold, review_from=settings.review_from,
-                                band_neighbours=settings.band_neighbours, method="exact",
-                                same_request=None if judge is None else same_request)
+        result = dedup_by_language(records, settings, lambda embedder, subset: vectors[[at[r.id] for r in subset]],
+                                   same_request=None if judge is None else same_request)
         kept_as = np.arange(len(texts))
         parent = {at[r.id]: at[r.duplicate_of] for r in result.rejected}
         for k in range(len(texts)):
             while kept_as[k] in parent:
                 kept_as[k] = parent[kept_as[k]]
-        caught = sum(kept_as[a] == kept_as[b] for a, b in pairs)
+        caught = sum(kept_as[a] == kept_as[b] for a, b, _ in pairs)
+        per_language = {lang: round(float(np.mean([kept_as[a] == kept_as[b] for a, b, x in pairs if x == lang])), 4)
+                        for lang in LANGUAGES}
         wrong = [r for r in result.rejected if request[at[r.id]] != request[at[r.duplicate_of]]]
-        asked_same = sum(request[texts.index(a)] == request[texts.index(b)] for a, b in asked)
-        return {"recall": round(caught / len(pairs), 4), "caught": int(caught), "duplicate_pairs": len(pairs),
-                "false_merges": len(wrong), "merged_by": result.notes["merged_by"],
-                "asked": len(asked), "asked_same_request": int(asked_same), "asked_other": len(asked) - int(asked_same),
+        asked_same = sum(request[index[a]] == request[index[b]] for a, b in asked)
+        merged: dict[str, int] = {}
+        for r in result.rejected:
+            merged[r.decided_by] = merged.get(r.decided_by, 0) + 1
+        return {"recall": round(caught / len(pairs), 4), "recall_per_language": per_language, "caught": int(caught),
+                "duplicate_pairs": len(pairs),
+                "false_merges": len(wrong), "merged_by": merged, "asked": len(asked),
+                "asked_same_request": int(asked_same), "asked_other": len(asked) - int(asked_same),
                 "flagged": len(result.flagged),
-                "false_merge_examples": [[r.record.prompt, records[at[r.duplicate_of]].prompt, r.similarity,
-                                          r.decided_by] for r in wrong[:5]]}
+                "false_merges_list": [[r.record.prompt, records[at[r.duplicate_of]].prompt, r.similarity,
+                                       r.decided_by] for r in wrong]}
 
-    out = {"settings": settings.model_dump(include={"threshold", "review_from", "band_neighbours"}),
-           "texts": len(texts), "no_judge": run(None), "perfect_judge": run(lambda a, b: request[a] == request[b])}
-    rng = np.random.default_rng(0)
-    for yes_same, yes_other in JUDGE_RATES:
-        out[f"judge_{yes_same}_{yes_other}"] = run(
-            lambda a, b, hi=yes_same, lo=yes_other: bool(rng.random() < (hi if request[a] == request[b] else lo)))
+    variants = {"defaults": SemanticDedupConfig(), "english_values_everywhere": SemanticDedupConfig(languages={})}
+    out = {"texts": len(texts)}
+    for name, settings in variants.items():
+        rng = np.random.default_rng(0)
+        entry = {"settings": settings.model_dump(include={"threshold", "review_from", "band_neighbours", "languages"}),
+                 "no_judge": run(settings, None),
+                 "perfect_judge": run(settings, lambda a, b: bool(request[a] == request[b]))}
+        for yes_same, yes_other in JUDGE_RATES:
+            entry[f"judge_{yes_same}_{yes_other}"] = run(settings, simulated_judge(request, yes_same, yes_other, rng))
+        out[name] = entry
     return out
 
 
@@ -472,7 +496,7 @@ def measure(rows: list[dict], vectors: dict[str, np.ndarray], texts: list[str]) 
             per_embedder[key] = entry
         out["scopes"][scope] = per_embedder
 
-    keep = scopes["same_language"]
+    keep = scopes[CHOSEN_ON]
     out["per_language"] = per_language(cosine, dup, stages[BASE], column["lang"])
     for key, score in cosine.items():
         if key not in vectors:
@@ -481,7 +505,7 @@ def measure(rows: list[dict], vectors: dict[str, np.ndarray], texts: list[str]) 
         out["curves"][key] = {stage: {part: curve(score[rows_in], dup[rows_in], stages[stage][rows_in])
                                       for part, rows_in in parts.items()}
                               for stage in ("cosine", BASE)}
-        entry = out["scopes"]["same_language"][key]
+        entry = out["scopes"][CHOSEN_ON][key]
         t0 = min(entry[BASE]["threshold"], 1.0)
         band = entry["review_band"]
         out["open_set"][key] = {"above_threshold": open_set(vectors[key], texts, rows, t0, kind_of_text),
@@ -500,8 +524,8 @@ def measure(rows: list[dict], vectors: dict[str, np.ndarray], texts: list[str]) 
 
 
 def propose(result: dict) -> dict:
-    """Embedders and second stages ranked by recall at zero false merges (same-language pairs, base rules)."""
-    scope = result["scopes"]["same_language"]
+    """Embedders and second stages ranked by recall at zero false merges (English pairs, base rules)."""
+    scope = result["scopes"][CHOSEN_ON]
     options = []
     for key, entry in scope.items():
         options.append({"embedder": key, "stage": BASE, "threshold": entry[BASE]["threshold"],
@@ -513,7 +537,7 @@ def propose(result: dict) -> dict:
     options.sort(key=lambda o: (-o["recall"], o["held_out"]["false_merges"], -o["held_out"]["recall"]))
     best = options[0] if options else None
     return {"best": best, "meets_bar": bool(best and best["recall"] >= BAR_RECALL),
-            "bar": f"recall >= {BAR_RECALL} at zero false merges (same-language pairs, same label and domain)",
+            "bar": f"recall >= {BAR_RECALL} at zero false merges (English pairs, same label and domain)",
             "ranked": options[:12]}
 
 
@@ -531,7 +555,7 @@ def plot(result: dict, path: Path) -> None:
                 c = stages[stage][part]
                 ax.plot(c["recall"], c["precision"], style, color=colours[key],
                         label=f"{key} ({stage})" if part == "all" else None)
-            best = result["scopes"]["same_language"][key][BASE]
+            best = result["scopes"][CHOSEN_ON][key][BASE]
             recall = best["recall"] if part == "all" else best["per_domain"].get(part, {}).get("recall")
             if recall is not None:
                 ax.plot([recall], [1.0], "o", color=colours[key])
@@ -545,7 +569,7 @@ def plot(result: dict, path: Path) -> None:
     for ax in axes[:, 0]:
         ax.set_ylabel("precision of merges")
     axes[0, 0].legend(fontsize=8, loc="lower left")
-    fig.suptitle("Dedup on dedup_pairs.jsonl, same-language pairs. Dotted: cosine alone; solid: + same harm label "
+    fig.suptitle("Dedup on dedup_pairs.jsonl, English pairs. Dotted: cosine alone; solid: + same harm label "
                  "and domain; dot: recall at zero false merges; grey line: recall 0.9")
     fig.tight_layout()
     fig.savefig(path, dpi=72)
@@ -585,9 +609,9 @@ def main() -> None:
 
 
 def summarise(result: dict) -> dict:
-    """The figures a reader looks for first, per embedder (same-language pairs)."""
+    """The figures a reader looks for first, per embedder (English pairs)."""
     out = {}
-    for key, entry in result["scopes"]["same_language"].items():
+    for key, entry in result["scopes"][CHOSEN_ON].items():
         out[key] = {"auc": entry["auc"], "cross_lingual_auc": result["cross_lingual_auc"].get(key),
                     **{f"zero_false_merges_{stage}": [entry[stage]["threshold"], entry[stage]["recall"]]
                        for stage in ("cosine", "label", "domain", "intent")},

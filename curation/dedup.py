@@ -28,6 +28,7 @@ from psychosafe.schemas import Record, normalize_prompt
 from .similarity import Pairs, choose_method, similar_pairs
 from .steps import StepResult, best_first, reject
 
+BAND_SEARCH_FACTOR = 4  # band partners searched per prompt, per band partner asked about
 # (prompt a, prompt b) pairs -> one verdict each: True same request, False different, None cannot say
 SameRequest = Callable[[list[tuple[str, str]]], list[bool | None]]
 
@@ -117,8 +118,10 @@ def dedup_semantic(records: list[Record], vectors: np.ndarray, *, threshold: flo
     (`judge_name` names them in the provenance); None: band pairs are flagged."""
     n = len(records)
     used = choose_method(n, method, ann_above)
-    low = threshold if review_from is None else min(review_from, threshold)
-    pairs = similar_pairs(vectors, low, method=used, nprobe=nprobe, progress=progress)
+    # each prompt's nearest band partners only: a low band holds thousands per prompt in a large corpus. The
+    # search keeps more than band_neighbours, for the partners the rules below set aside (benign twins above all)
+    band_search = None if review_from is None else (review_from, BAND_SEARCH_FACTOR * band_neighbours)
+    pairs = similar_pairs(vectors, threshold, method=used, nprobe=nprobe, band=band_search, progress=progress)
     labels = np.array([r.label for r in records])
     pairs = pairs.keep(labels[pairs.i] == labels[pairs.j]) if len(pairs) else pairs
     ruled = np.array([_rule(records[a], records[b]) or "" for a, b in zip(pairs.i.tolist(), pairs.j.tolist())],
@@ -142,7 +145,7 @@ def dedup_semantic(records: list[Record], vectors: np.ndarray, *, threshold: flo
     if same_request is not None and len(band):
         verdicts = same_request([(records[a].prompt, records[b].prompt)
                                  for a, b in zip(band.i.tolist(), band.j.tolist())])
-    same = np.array([v is True for v in verdicts], bool)
+    same = np.array([v is not None and bool(v) for v in verdicts], bool)
     for a, b, s, v in zip(band.i.tolist(), band.j.tolist(), band.similarity.tolist(), verdicts):
         if v is None:
             why = ("the judges could not say whether it is the same request" if same_request is not None else
@@ -168,7 +171,8 @@ def dedup_semantic(records: list[Record], vectors: np.ndarray, *, threshold: flo
     by_rule = {rule: int((ruled == rule).sum()) for rule in ("domain", "intent") if (ruled == rule).any()}
     notes = {"threshold": threshold, "review_from": review_from, "method": used, "similar_pairs": len(pairs),
              "merged_by": dict(merged), "kept_apart_by_rule": by_rule,
-             "band_pairs": len(band), "judged_different": sum(v is False for v in verdicts), "flagged": len(flags)}
+             "band_pairs": len(band), "judged_different": sum(v is not None and not v for v in verdicts),
+             "flagged": len(flags)}
     return StepResult(name, kept, rejected, notes=notes, flagged=[f.as_row(name) for f in flags])
 
 
@@ -193,7 +197,7 @@ def dedup_by_language(records: list[Record], settings: SemanticDedupConfig,
         own = settings.languages.get(language) if language else None
         subset = [records[k] for k in rows]
         results[language] = dedup_semantic(
-            subset, vectors(own.embedder if own else None, subset),
+            subset, vectors(own.embedder if own else None, subset),  # own.embedder None: the run's
             threshold=own.threshold if own else settings.threshold,
             review_from=own.review_from if own else settings.review_from, band_neighbours=settings.band_neighbours,
             same_request=same_request, judge_name=judge_name, method=settings.method, ann_above=settings.ann_above,

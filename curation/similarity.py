@@ -61,23 +61,47 @@ def _sorted_pairs(i: np.ndarray, j: np.ndarray, s: np.ndarray) -> Pairs:
     return Pairs(lo, hi, s)
 
 
-def pairs_exact(vectors: np.ndarray, threshold: float, *, progress: bool = False) -> Pairs:
+def pairs_exact(vectors: np.ndarray, threshold: float, *, band: tuple[float, int] | None = None,
+                progress: bool = False) -> Pairs:
+    """Every pair at or above `threshold`; with `band` (low, k), also each vector's k most similar partners in
+    [low, threshold)."""
     n = len(vectors)
     block = max(1, min(n, BLOCK_BYTES // (4 * max(n, 1))))
     found_i, found_j, found_s = [], [], []
     with progress_bar("similar prompts (exact)", n, show=progress, transient=True) as bar:
         for start in range(0, n, block):
             stop = min(n, start + block)
-            sims = vectors[start:stop] @ vectors[start:].T  # upper triangle only: columns from `start`
+            # whole rows when a band is asked for (a row's nearest partners may come before it), else the upper
+            # triangle only: columns from `start`
+            first = 0 if band else start
+            sims = vectors[start:stop] @ vectors[first:].T
             rows, cols = np.nonzero(sims >= threshold)
-            keep = cols + start > rows + start
+            keep = cols + first > rows + start
             found_i.append(rows[keep] + start)
-            found_j.append(cols[keep] + start)
+            found_j.append(cols[keep] + first)
             found_s.append(sims[rows[keep], cols[keep]])
+            if band:
+                sims[np.arange(stop - start), np.arange(start, stop)] = -1.0  # not a vector's own partner
+                i, j, s = _top_in_band(sims, np.arange(start, stop), np.arange(n), threshold, *band)
+                found_i.append(i)
+                found_j.append(j)
+                found_s.append(s)
             bar.advance(stop - start)
     if not found_i:
         return Pairs.empty()
     return _sorted_pairs(np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s))
+
+
+def _top_in_band(sims: np.ndarray, rows: np.ndarray, cols: np.ndarray, threshold: float, low: float,
+                 k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's (at most) k most similar columns with a similarity in [low, threshold): (row, column, sim)."""
+    inside = np.where((sims >= low) & (sims < threshold), sims, -np.inf)
+    k = min(k, inside.shape[1])
+    top = np.argpartition(-inside, k - 1, axis=1)[:, :k] if k < inside.shape[1] else \
+        np.tile(np.arange(inside.shape[1]), (len(inside), 1))
+    values = np.take_along_axis(inside, top, axis=1)
+    r, c = np.nonzero(np.isfinite(values))
+    return rows[r], cols[top[r, c]], values[r, c]
 
 
 def ivf_lists(n: int, nprobe: int | str = "auto") -> tuple[int, int]:
@@ -112,11 +136,13 @@ def build_ivf_index(vectors: np.ndarray, *, nprobe: int | str = "auto", seed: in
     return index
 
 
-def pairs_ivf(vectors: np.ndarray, threshold: float, *, nprobe: int | str = "auto", seed: int = 0,
-              progress: bool = False) -> Pairs:
+def pairs_ivf(vectors: np.ndarray, threshold: float, *, band: tuple[float, int] | None = None,
+              nprobe: int | str = "auto", seed: int = 0, progress: bool = False) -> Pairs:
     """Inverted lists as in an IVF index: k-means lists (faiss), each vector stored in its nearest list and compared
     with the members of its `nprobe` nearest lists (`ivf_lists`). The comparison is a matrix product per list (all
-    the vectors probing it against its members), which runs at BLAS speed, unlike a per-query list scan."""
+    the vectors probing it against its members), which runs at BLAS speed, unlike a per-query list scan. With
+    `band` (low, k), also each vector's k most similar partners in [low, threshold) among the lists it probes,
+    kept as a running top k per vector (n x k), so memory does not grow with how crowded the band is."""
     import faiss  # optional: the `curation` extra; only the ivf search needs it
 
     n, dim = vectors.shape
@@ -130,6 +156,9 @@ def pairs_ivf(vectors: np.ndarray, threshold: float, *, nprobe: int | str = "aut
     askers = _group_by(probes.ravel(), nlist, repeat=nprobe)
     del probes
     found_i, found_j, found_s = [], [], []
+    if band:
+        best_s = np.full((n, band[1]), -np.inf, np.float32)  # each vector's band partners so far, most similar first
+        best_j = np.full((n, band[1]), -1, np.int64)
     with progress_bar("similar prompts (inverted lists)", nlist, show=progress, transient=True) as bar:
         for lst in range(nlist):
             m, q = members[lst], askers[lst]
@@ -140,10 +169,44 @@ def pairs_ivf(vectors: np.ndarray, threshold: float, *, nprobe: int | str = "aut
                 found_i.append(qq[r])
                 found_j.append(m[c])
                 found_s.append(sims[r, c])
+                if band:
+                    sims[qq[:, None] == m[None, :]] = -1.0  # not a vector's own partner
+                    i, j, s = _top_in_band(sims, np.arange(len(qq)), m, threshold, *band)
+                    _merge_top(best_s, best_j, qq, i, j, s)
             bar.advance()
+    if band:
+        r, c = np.nonzero(best_j >= 0)
+        found_i.append(r)
+        found_j.append(best_j[r, c])
+        found_s.append(best_s[r, c])
     if not found_i:
         return Pairs.empty()
     return _sorted_pairs(np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s))
+
+
+def _merge_top(best_s: np.ndarray, best_j: np.ndarray, rows: np.ndarray, at: np.ndarray, cols: np.ndarray,
+               sims: np.ndarray) -> None:
+    """Fold candidates (rows[at], cols, sims) into the running top k of each row (a row may meet a partner twice,
+    through two lists: it is kept once)."""
+    if not len(at):
+        return
+    k = best_s.shape[1]
+    touched = np.unique(at)
+    table_s = np.full((len(touched), k + k), -np.inf, np.float32)
+    table_j = np.full((len(touched), k + k), -1, np.int64)
+    table_s[:, :k], table_j[:, :k] = best_s[rows[touched]], best_j[rows[touched]]
+    slot = np.searchsorted(touched, at)
+    order = np.lexsort((-sims, slot))
+    slot, cols, sims = slot[order], cols[order], sims[order]
+    rank = np.arange(len(slot)) - np.searchsorted(slot, slot)  # position among its row's candidates
+    keep = rank < k
+    table_s[slot[keep], k + rank[keep]], table_j[slot[keep], k + rank[keep]] = sims[keep], cols[keep]
+    # a partner already held: drop the new copy
+    seen = (table_j[:, k:, None] == table_j[:, None, :k]).any(axis=2) & (table_j[:, k:] >= 0)
+    table_s[:, k:][seen] = -np.inf
+    top = np.argsort(-table_s, axis=1, kind="stable")[:, :k]
+    best_s[rows[touched]] = np.take_along_axis(table_s, top, axis=1)
+    best_j[rows[touched]] = np.where(np.isfinite(best_s[rows[touched]]), np.take_along_axis(table_j, top, axis=1), -1)
 
 
 def _group_by(labels: np.ndarray, n_groups: int, repeat: int = 1) -> list[np.ndarray]:
@@ -165,14 +228,19 @@ def choose_method(n: int, method: Literal["auto", "exact", "ivf"], ann_above: in
 
 
 def similar_pairs(vectors: np.ndarray, threshold: float, *, method: Literal["auto", "exact", "ivf"] = "auto",
-                  ann_above: int = 20000, nprobe: int | str = "auto", progress: bool = False) -> Pairs:
-    """Every pair i < j of unit vectors with cosine >= threshold (within the lists' recall for ivf)."""
+                  ann_above: int = 20000, nprobe: int | str = "auto", band: tuple[float, int] | None = None,
+                  progress: bool = False) -> Pairs:
+    """Every pair i < j of unit vectors with cosine >= threshold (within the lists' recall for ivf). `band`
+    (low, k): also each vector's k most similar partners in [low, threshold), and no more, however many there are
+    (in a large corpus on five topics a low band holds thousands of partners per prompt)."""
     if len(vectors) < 2:
         return Pairs.empty()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if band is not None and band[0] >= threshold:
+        band = None
     if choose_method(len(vectors), method, ann_above) == "ivf":
-        return pairs_ivf(vectors, threshold, nprobe=nprobe, progress=progress)
-    return pairs_exact(vectors, threshold, progress=progress)
+        return pairs_ivf(vectors, threshold, band=band, nprobe=nprobe, progress=progress)
+    return pairs_exact(vectors, threshold, band=band, progress=progress)
 
 
 def nearest_similarity(vectors: np.ndarray, *, method: str = "exact", nprobe: int | str = "auto") -> np.ndarray:

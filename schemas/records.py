@@ -174,7 +174,8 @@ class Rejected(_Part):
     domain: str | None = None
     duplicate_of: str | None = None
     similarity: float | None = Field(None, description="a merged duplicate: the cosine of the pair")
-    decided_by: str | None = Field(None, description="a merged duplicate: threshold or judge, the stage that decided the merge")
+    decided_by: str | None = Field(None, description="a merged duplicate: threshold or judge, the stage that "
+                                                     "decided the merge")
     raw_output: str | None = None
     record: SerializeAsAny[Record] | None = None
     row: str | None = None

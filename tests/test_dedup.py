@@ -14,7 +14,7 @@ from psychosafe.core.runs import RunFolder
 from psychosafe.curation import CachedEmbedder, CurationAnalysis, StepContext, dedup_semantic, run_steps, write_report
 from psychosafe.curation.dedup import dedup_by_language
 from psychosafe.curation.registry import SemanticDedup
-from psychosafe.curation.similarity import ivf_lists
+from psychosafe.curation.similarity import ivf_lists, similar_pairs
 from psychosafe.errors import InputError
 from psychosafe.schemas import Record, Rejected, Scores, record_id
 
@@ -252,3 +252,24 @@ def test_the_multi_process_pool_gives_the_same_vectors(monkeypatch):
     two = CachedEmbedder(EmbedderConfig(processes=2)).embed(texts)[0]
     assert started == [2] and two.shape == (6, 384)
     np.testing.assert_allclose(two, one, atol=1e-5)
+
+
+def test_the_band_search_keeps_each_prompts_nearest_band_partners_only():
+    # 60 topics of 50 prompts: every prompt has about 170 partners in the band, and only its 3 nearest come back
+    rng = np.random.default_rng(0)
+    topics = rng.normal(size=(60, 32)).astype(np.float32)
+    vectors = topics[np.repeat(np.arange(60), 50)] + rng.normal(scale=0.35, size=(3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[1] = vectors[0]  # one pair above the threshold
+    exact = similar_pairs(vectors, 0.99, method="exact", band=(0.3, 3))
+    ivf = similar_pairs(vectors, 0.99, method="ivf", band=(0.3, 3), nprobe=4)
+    sims = vectors @ vectors.T - 9 * np.eye(3000)
+    for row in (0, 7, 1234):
+        inside = np.flatnonzero((sims[row] >= 0.3) & (sims[row] < 0.99))
+        nearest = set(inside[np.argsort(-sims[row, inside])[:3]].tolist())
+        partners = set(exact.j[exact.i == row].tolist()) | set(exact.i[exact.j == row].tolist())
+        assert nearest <= partners
+    assert (0, 1) in set(zip(exact.i.tolist(), exact.j.tolist()))
+    assert len(exact) <= 3000 * 3 + 1  # not the 259 000 band pairs there are
+    found = set(zip(ivf.i.tolist(), ivf.j.tolist()))
+    assert len(found & set(zip(exact.i.tolist(), exact.j.tolist()))) / len(exact) >= 0.99
