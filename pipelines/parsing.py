@@ -53,9 +53,10 @@ def _as_int(name: str, value, low: int, high: int) -> int:
     return number
 
 
-def validate_scores(obj: dict, label: str) -> dict:
-    """Rubric scores from a parsed answer: {criterion id: bool/int} for harmful prompts, {"compliance": option}
-    for benign ones. Missing or out-of-range values raise ValueError naming the criterion."""
+def validate_scores(obj: dict, label: str, *, conversation: bool = False) -> dict:
+    """Rubric scores from a parsed answer: {criterion id: bool/int} for harmful prompts (with the conversation
+    criteria for a conversation), {"compliance": option} for benign ones. Missing or out-of-range values raise
+    ValueError naming the criterion."""
     rubric = default_rubric()
     if label == "benign":
         value = obj.get(rubric.benign.id)
@@ -63,21 +64,21 @@ def validate_scores(obj: dict, label: str) -> dict:
             raise ValueError(f"`{rubric.benign.id}` must be one of {rubric.benign.option_ids()}, got {value!r}")
         return {rubric.benign.id: value}
     scores = {}
-    for c in rubric.criteria:
+    for c in rubric.criteria_for(label, conversation=conversation):
         if c.id not in obj:
             raise ValueError(f"missing `{c.id}`")
         scores[c.id] = _as_bool(c.id, obj[c.id]) if c.kind == "binary" else _as_int(c.id, obj[c.id], c.min, c.max)
     return scores
 
 
-def parse_critique(text: str | None, label: str) -> tuple[dict, str]:
+def parse_critique(text: str | None, label: str, *, conversation: bool = False) -> tuple[dict, str]:
     """(scores, critique text) from a self-critique answer. A response below the thresholds needs a critique
     saying what to improve, or there is nothing to revise from."""
     obj = parse_json_object(text)
-    scores = validate_scores(obj, label)
+    scores = validate_scores(obj, label, conversation=conversation)
     critique = obj.get("critique")
     critique = critique.strip() if isinstance(critique, str) else ""
-    if not critique and not default_rubric().meets_thresholds(scores, label):
+    if not critique and not default_rubric().meets_thresholds(scores, label, conversation=conversation):
         raise ValueError("missing `critique` (what to improve) for a response below the thresholds")
     return scores, critique
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from distilabel.steps.tasks import Task
 
-from psychosafe.schemas import Record
+from psychosafe.schemas import Record, normalize_prompt
 
 from .parsing import parse_critique, parse_generic_refusal, parse_user_prompt
 from .templates import (
@@ -20,13 +20,15 @@ from .templates import (
     revision_messages,
     scores_json_schema,
     synthesis_messages,
+    turn_dicts,
+    user_turn_messages,
 )
 
 # The columns a synthesis request carries (pipelines/synthesis.py); "" where a control does not apply.
 REQUEST_COLUMNS = ["id", "label", "domain", "secondary_domain", "category", "intent", "persona", "register", "length",
                    "ask_style", "contrast_type", "locale", "last_error"]
-# The record columns the response, critique and revision tasks read.
-RECORD_COLUMNS = ["id", "prompt", "label", "domain", "strategy", "locale"]
+# The record columns the response, critique and revision tasks read (a conversation's earlier turns as JSON text).
+RECORD_COLUMNS = ["id", "prompt", "label", "domain", "strategy", "locale", "earlier_turns", "pattern", "risk_turn"]
 
 
 class KeepsEarlierMetadata:
@@ -59,13 +61,26 @@ class ShapedAnswer:
 
 def record_rows(records: list[Record]) -> list[dict[str, str]]:
     """Records as the rows these tasks read: flat string columns, "" for a missing value (distilabel writes
-    batches through pyarrow, which dislikes all-None columns)."""
-    return [{k: getattr(r, k) or "" for k in RECORD_COLUMNS} for r in records]
+    batches through pyarrow, which dislikes all-None columns), a conversation's earlier turns as JSON text."""
+    return [{k: _as_text(getattr(r, k)) for k in RECORD_COLUMNS} for r in records]
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list):
+        return json.dumps(turn_dicts(value), ensure_ascii=False) if value else ""
+    return "" if value is None else str(value)
 
 
 def _record(input: dict[str, Any]) -> Record:
     """The record a row describes (the inverse of `record_rows`, plus the row's response)."""
-    return Record.model_validate({k: input[k] for k in RECORD_COLUMNS + ["response"] if input.get(k)})
+    data = {k: input[k] for k in RECORD_COLUMNS + ["response"] if input.get(k)}
+    if "earlier_turns" in data:
+        data["earlier_turns"] = json.loads(data["earlier_turns"])
+    return Record.model_validate(data)
+
+
+def _earlier_turns(input: dict[str, Any]) -> list[dict[str, str]]:
+    return json.loads(input.get("earlier_turns") or "[]")
 
 
 class PsychoSafeResponse(Task):
@@ -74,14 +89,12 @@ class PsychoSafeResponse(Task):
 
     @property
     def inputs(self) -> list[str]:
-        return ["id", "prompt", "label", "domain", "strategy", "locale"]
+        return RECORD_COLUMNS
 
     def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
-        record = _record(input)
-        return [
-            {"role": "system", "content": response_system_prompt(record)},
-            {"role": "user", "content": record.prompt},
-        ]
+        record = _record(input)  # a conversation: the turns so far, `prompt` the one to answer
+        return [{"role": "system", "content": response_system_prompt(record)}, *_earlier_turns(input),
+                {"role": "user", "content": record.prompt}]
 
     @property
     def outputs(self) -> list[str]:
@@ -115,6 +128,42 @@ class SynthesizePrompt(Task):
             return {"prompt": None, "synthesis_error": str(exc)}
 
 
+# The columns a conversation's user-turn request carries (pipelines/conversations.py): the plan's choices, the turn
+# to write, and the conversation so far as JSON turns.
+USER_TURN_COLUMNS = ["id", "label", "domain", "category", "persona", "register", "pattern", "turn", "turns",
+                     "conversation", "last_error"]
+
+
+class SimulateUserTurn(Task):
+    """The user simulator: the person's next message in a planned conversation, from the persona and the pattern's
+    brief for this turn, in view of the conversation so far. The answer is validated here: `user_turn_error` says
+    why it cannot be used (empty, a refusal, a copy of the instruction, a repeat of the person's earlier message)."""
+
+    @property
+    def inputs(self) -> list[str]:
+        return USER_TURN_COLUMNS
+
+    def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
+        return user_turn_messages(input)
+
+    @property
+    def outputs(self) -> list[str]:
+        return ["user_turn", "user_turn_error", "model_name"]
+
+    def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
+        input = input or {}
+        instruction = "\n".join(m["content"] for m in user_turn_messages(input))
+        try:
+            text = parse_user_prompt(output, instruction)
+        except ValueError as exc:
+            return {"user_turn": None, "user_turn_error": str(exc)}
+        said = {normalize_prompt(t["content"]) for t in json.loads(input.get("conversation") or "[]")
+                if t["role"] == "user"}
+        if normalize_prompt(text) in said:
+            return {"user_turn": None, "user_turn_error": "repeats an earlier message of the person"}
+        return {"user_turn": text, "user_turn_error": None}
+
+
 class GenericRefusal(KeepsEarlierMetadata, ShapedAnswer, Task):
     """The baseline stored beside every response: the generic refusal of a cautious assistant."""
 
@@ -126,7 +175,8 @@ class GenericRefusal(KeepsEarlierMetadata, ShapedAnswer, Task):
         return ["prompt"]
 
     def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
-        return [{"role": "system", "content": generic_refusal_system_prompt()},
+        # a conversation's baseline refuses its last turn, with the turns before it in view
+        return [{"role": "system", "content": generic_refusal_system_prompt()}, *_earlier_turns(input),
                 {"role": "user", "content": input["prompt"]}]
 
     @property
@@ -145,7 +195,8 @@ class SelfCritique(ShapedAnswer, Task):
     validated scores as JSON text (None when the answer did not parse; `critique_error` says why)."""
 
     def answer_shape(self, input: dict[str, Any]) -> dict:
-        return json_answer(scores_json_schema(input["label"], with_critique=True))
+        return json_answer(scores_json_schema(input["label"], with_critique=True,
+                                              conversation=bool(input.get("earlier_turns"))))
 
     @property
     def inputs(self) -> list[str]:
@@ -159,8 +210,10 @@ class SelfCritique(ShapedAnswer, Task):
         return ["critique_scores", "critique", "critique_error", "model_name"]
 
     def format_output(self, output: str | None, input: dict[str, Any] | None = None) -> dict[str, Any]:
+        input = input or {}
         try:
-            scores, critique = parse_critique(output, (input or {}).get("label", "harmful"))
+            scores, critique = parse_critique(output, input.get("label", "harmful"),
+                                              conversation=bool(input.get("earlier_turns")))
         except ValueError as exc:
             return {"critique_scores": None, "critique": None, "critique_error": str(exc)}
         return {"critique_scores": json.dumps(scores), "critique": critique, "critique_error": None}

@@ -1,5 +1,6 @@
 """Schemas: the taxonomy, rubric and resource directory (YAML, validated on load) and the record."""
 
+from .conversations import ConversationError, Message
 from .records import (
     RECORD_FEATURES,
     RECORD_FIELDS,
@@ -27,6 +28,7 @@ from .rubric import Rubric, default_rubric, load_rubric
 from .taxonomy import Taxonomy, default_taxonomy, load_taxonomy
 
 __all__ = [
+    "ConversationError", "Message",
     "RECORD_FEATURES", "RECORD_FIELDS", "Checks", "ContactCheck", "Generation", "LabelAudit", "Overlap",
     "UNKNOWN_LICENSE", "Record", "Rejected",
     "Review", "Scores", "Source", "dataset_to_records", "features_of", "normalize_prompt", "record_id",

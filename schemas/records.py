@@ -6,11 +6,22 @@ import hashlib
 import re
 import types
 import unicodedata
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, Sequence, TypeVar, Union, get_args, get_origin
 
 import datasets
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from .conversations import ConversationError, Message, check_order, read_turns, split_turns
 from .taxonomy import default_taxonomy
 
 Label = Literal["harmful", "benign"]
@@ -55,6 +66,10 @@ class Scores(_Part):
     references: bool | None = None
     relevance: int | None = None
     compliance: str | None = None
+    # rubric.yaml's conversation criteria: scored for a conversation only
+    risk_noticed: bool | None = None
+    consistency: bool | None = None
+    continuity: int | None = None
     judge_model: str | None = None
 
 
@@ -150,6 +165,14 @@ class Record(_Part):
     scores: Scores = Field(default_factory=Scores)
     checks: Checks = Field(default_factory=Checks)
     review: Review = Field(default_factory=Review)
+    # A conversation: `prompt` and `response` are its last user and assistant turns, and the turns before them are
+    # kept here. Rows and dumps carry the whole list as `messages`, built from these three, so a stage that
+    # updates `response` (model_copy skips validators) cannot leave the conversation out of step.
+    earlier_turns: list[Message] = Field(default_factory=list, exclude=True,
+                                         description="the turns before `prompt` (a single-turn record has none)")
+    pattern: str | None = Field(None, description="the conversation pattern (taxonomy.yaml `patterns`); none for a "
+                                                  "single prompt")
+    risk_turn: int | None = Field(None, ge=1, description="the user turn, counted from 1, where the risk first shows")
 
     @field_validator("domain")
     @classmethod
@@ -158,6 +181,70 @@ class Record(_Part):
         if value not in known:
             raise ValueError(f"unknown domain '{value}'; expected one of {known}")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_messages(cls, data: Any) -> Any:
+        """A row's `messages` become the earlier turns. A row without a `prompt` (a conversation as a list of turns)
+        takes its prompt and response from their last turns; a row with one keeps its own prompt and response, the
+        authority for the last two turns (a stage that clears the response clears it)."""
+        if not isinstance(data, dict) or "messages" not in data:
+            return data
+        data = dict(data)
+        value = data.pop("messages")
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            return data
+        try:
+            turns = read_turns(value)
+            earlier, prompt, response = split_turns(turns) if turns else ([], "", "")
+        except ConversationError as exc:
+            raise PydanticCustomError("conversation", str(exc)) from None
+        if not data.get("prompt"):
+            data["prompt"], data["response"] = prompt, data.get("response") or response
+        data["earlier_turns"] = earlier
+        return data
+
+    @model_validator(mode="after")
+    def _conversation_in_order(self) -> "Record":
+        taxonomy = default_taxonomy()
+        allowed = False
+        if self.pattern is not None:
+            if self.pattern not in taxonomy.pattern_ids():
+                raise PydanticCustomError("conversation", f"pattern: unknown pattern '{self.pattern}'; expected one "
+                                                          f"of {taxonomy.pattern_ids()}")
+            pattern = taxonomy.pattern(self.pattern)
+            if pattern.label != self.label:
+                raise PydanticCustomError("conversation", f"pattern: '{self.pattern}' is a {pattern.label} pattern, "
+                                                          f"but the label is {self.label}")
+            allowed = pattern.consecutive_user_turns
+        try:
+            check_order(self.messages, pattern=self.pattern, consecutive_user_turns=allowed)
+        except ConversationError as exc:
+            raise PydanticCustomError("conversation", str(exc)) from None
+        return self  # a risk turn past `prompt` is a conversation still being written (synthesis)
+
+    @computed_field(description="the conversation: the earlier turns, then `prompt` and `response` (when there is "
+                                "one) as the last user and assistant turns")
+    @property
+    def messages(self) -> list[Message]:
+        last = [Message(role="user", content=self.prompt)]
+        if self.response:
+            last.append(Message(role="assistant", content=self.response))
+        return [*self.earlier_turns, *last]
+
+    @property
+    def is_conversation(self) -> bool:
+        return bool(self.earlier_turns)
+
+    @property
+    def user_turns(self) -> list[str]:
+        """What the user said, turn by turn; `prompt` last."""
+        return [t.content for t in self.earlier_turns if t.role == "user"] + [self.prompt]
+
+    @property
+    def turn(self) -> int:
+        """The user turn `prompt` is, counted from 1."""
+        return len(self.user_turns)
 
 
 class Rejected(_Part):
@@ -195,9 +282,11 @@ def normalize_prompt(text: str) -> str:
     return text.strip(" .!?\"'")
 
 
-def record_id(prompt: str, domain: str) -> str:
-    """Stable across runs: the same prompt in the same domain always gets the same id."""
-    return hashlib.sha256(f"{domain}\x1f{normalize_prompt(prompt)}".encode()).hexdigest()[:16]
+def record_id(prompt: str, domain: str, earlier_user_turns: Sequence[str] = ()) -> str:
+    """Stable across runs: the same prompt in the same domain always gets the same id. A conversation is named by
+    all its user turns (`Record.user_turns`: the earlier ones, then the prompt)."""
+    said = "\x1e".join(normalize_prompt(t) for t in [*earlier_user_turns, prompt])
+    return hashlib.sha256(f"{domain}\x1f{said}".encode()).hexdigest()[:16]
 
 
 # -- features ----------------------------------------------------------------------------------
@@ -215,7 +304,9 @@ def _feature(annotation: Any):
     if origin is list:
         return datasets.List(_feature(get_args(annotation)[0]))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return {name: _feature(f.annotation) for name, f in annotation.model_fields.items()}
+        # what a dump holds: the fields it writes, then the computed ones (Record.messages)
+        stored = {name: _feature(f.annotation) for name, f in annotation.model_fields.items() if not f.exclude}
+        return stored | {name: _feature(c.return_type) for name, c in annotation.model_computed_fields.items()}
     if annotation in _SCALARS:
         return datasets.Value(_SCALARS[annotation])
     raise TypeError(f"no datasets feature for {annotation!r}")
@@ -226,7 +317,7 @@ def features_of(model: type[BaseModel]) -> datasets.Features:
 
 
 RECORD_FEATURES = features_of(Record)
-RECORD_FIELDS = list(Record.model_fields)
+RECORD_FIELDS = list(RECORD_FEATURES)  # the columns of a record row
 
 
 # -- records <-> rows: the one conversion every reader and writer uses ---------------------------
@@ -243,12 +334,15 @@ R = TypeVar("R", bound=BaseModel)
 
 def row_to_record(row: dict, model: type[R] = Record) -> R:
     """A row (a dataset row, a JSON line, a parquet row) as a record of `model`: columns that are not fields are
-    ignored, missing or null ones take the default. Raises ValueError naming each bad field."""
-    data = _without_nulls({k: v for k, v in row.items() if k in model.model_fields})
+    ignored, missing or null ones take the default; `messages` is split into the earlier turns (and the prompt and
+    response where the row has none). Raises ValueError naming each bad field (and a conversation's bad turn)."""
+    columns = set(model.model_fields) | set(model.model_computed_fields)
+    data = _without_nulls({k: v for k, v in row.items() if k in columns})
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+                                   for e in exc.errors())) from None
 
 
 def record_to_row(record: BaseModel) -> dict:

@@ -1,4 +1,5 @@
-"""The judging rubric (rubric.yaml): the paper's four criteria and the benign-prompt criterion."""
+"""The judging rubric (rubric.yaml): the paper's four criteria, the conversation criteria and the benign-prompt
+criterion."""
 
 from __future__ import annotations
 
@@ -63,7 +64,6 @@ class BenignCriterion(_Strict):
         return [o.id for o in self.options]
 
 
-class Rubric(_Strict):
 class PromptAudit(_Strict):
     """The label audit's question about a prompt itself (harmful? which domain? why?)."""
 
@@ -81,15 +81,21 @@ class PromptAudit(_Strict):
         return self
 
 
+class Rubric(_Strict):
     version: int
     criteria: list[Criterion] = Field(min_length=1)
+    conversation: list[Criterion] = Field(default_factory=list, description="criteria of a whole conversation "
+                                                                            "(harmful label), beside `criteria`")
     benign: BenignCriterion
     thresholds: dict[str, bool | int]
+    prompt_audit: PromptAudit | None = Field(None, description="the label audit's question about the prompt itself")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Rubric":
-    prompt_audit: PromptAudit | None = Field(None, description="the label audit's question about the prompt itself")
-        ids = [c.id for c in self.criteria]
+        ids = [c.id for c in self.criteria + self.conversation]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"criterion id(s) {twice} used twice (criteria and conversation share one namespace)")
         missing = [i for i in ids + [self.benign.id] if i not in Scores.model_fields]
         if missing:
             raise ValueError(f"criteria {missing} have no field in the record's scores ({sorted(Scores.model_fields)})")
@@ -104,10 +110,17 @@ class PromptAudit(_Strict):
         return self
 
     def criterion(self, criterion_id: str) -> Criterion:
-        for c in self.criteria:
+        for c in self.criteria + self.conversation:
             if c.id == criterion_id:
                 return c
         raise KeyError(criterion_id)
+
+    def criteria_for(self, label: str, *, conversation: bool = False) -> list[Criterion]:
+        """The criteria a response is scored on: none for a benign prompt (it gets the benign question), the four
+        for a harmful one, and the conversation criteria after them for a harmful conversation."""
+        if label == "benign":
+            return []
+        return self.criteria + (self.conversation if conversation else [])
 
     # -- the policies every stage applies (self-critique, curation, review, eval): defined once, here -----------
 
@@ -118,9 +131,10 @@ class PromptAudit(_Strict):
 
     def shortfalls(self, scores: Mapping[str, Any] | BaseModel, label: str, *,
                    thresholds: Mapping[str, bool | int] | None = None,
-                   missing: Literal["fail", "pass"] = "fail") -> list[str]:
+                   missing: Literal["fail", "pass"] = "fail", conversation: bool = False) -> list[str]:
         """Why scores fall short, one phrase per criterion ([] when they meet every threshold). A harmful prompt's
-        scores are held to `thresholds` (default: this rubric's own); a benign prompt's response must help.
+        scores are held to `thresholds` (default: this rubric's own; the conversation criteria's only with
+        `conversation`); a benign prompt's response must help.
         `missing` says what a criterion without a score does: `fail` (self-critique: an answer must score everything)
         or `pass` (curation and review: a record the judge did not score is not held back by it)."""
         get = scores.get if isinstance(scores, Mapping) else (lambda key: getattr(scores, key, None))
@@ -130,7 +144,10 @@ class PromptAudit(_Strict):
                 return [f"{self.benign.id} missing"] if missing == "fail" else []
             return [] if got == self.helped else [f"{self.benign.id} is {got}, expected {self.helped}"]
         out = []
+        applies = {c.id for c in self.criteria_for(label, conversation=conversation)}
         for criterion_id, minimum in (self.thresholds if thresholds is None else thresholds).items():
+            if criterion_id not in applies:
+                continue
             c, value = self.criterion(criterion_id), get(criterion_id)
             if value is None:
                 if missing == "fail":

@@ -1,10 +1,11 @@
-"""The risk taxonomy (taxonomy.yaml): domains, categories, intents, intervention strategies."""
+"""The risk taxonomy (taxonomy.yaml): domains, categories, intents, intervention strategies, conversation patterns."""
 
 from __future__ import annotations
 
 import hashlib
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -61,6 +62,56 @@ class Domain(_Strict):
         return [c.id for c in self.categories]
 
 
+class Pattern(_Strict):
+    """A conversation pattern: how the risk unfolds over the user's turns, and the brief the user simulator writes
+    each turn from (pipelines/conversations.py)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    label: Literal["harmful", "benign"]
+    risk_at: Literal["first", "last", "none"]
+    min_turns: int = Field(2, ge=1, description="user turns at least")
+    consecutive_user_turns: bool = False
+    intents: list[str] = Field(min_length=1)
+    ordinary: list[str] = Field(default_factory=list, description="briefs of the turns before the risk turn")
+    risk: str | None = None
+    after_risk: list[str] = Field(default_factory=list, description="briefs of the turns after the risk turn")
+
+    @model_validator(mode="after")
+    def _briefs_fit(self) -> "Pattern":
+        if self.label == "benign":
+            if self.risk_at != "none" or self.risk or self.after_risk:
+                raise ValueError("a benign pattern has no risk: risk_at none, and no `risk` or `after_risk` briefs")
+            if not self.ordinary:
+                raise ValueError("a benign pattern needs `ordinary` briefs for its turns")
+            return self
+        if self.risk_at == "none" or not self.risk:
+            raise ValueError("a harmful pattern needs risk_at (first or last) and a `risk` brief")
+        if self.risk_at == "last" and not self.ordinary:
+            raise ValueError("risk_at last needs `ordinary` briefs for the turns before it")
+        if self.risk_at == "first" and not self.after_risk:
+            raise ValueError("risk_at first needs `after_risk` briefs for the turns after it")
+        if self.min_turns < 2:
+            raise ValueError("a harmful pattern needs min_turns of 2 or more (a turn before or after the risk)")
+        return self
+
+    def risk_turn(self, turns: int) -> int | None:
+        """The user turn, counted from 1, that carries the risk in a conversation of `turns` user turns."""
+        return {"first": 1, "last": turns, "none": None}[self.risk_at]
+
+    def brief(self, turn: int, turns: int) -> str:
+        """What the user does in turn `turn` (from 1) of `turns`."""
+        risk = self.risk_turn(turns)
+        if risk is None or turn < risk:
+            briefs, k = self.ordinary, turn - 1
+        elif turn == risk:
+            return self.risk
+        else:
+            briefs, k = self.after_risk, turn - risk - 1
+        return briefs[min(k, len(briefs) - 1)]
+
+
 class Taxonomy(_Strict):
     version: int
     intents: list[Intent] = Field(min_length=1)
@@ -71,13 +122,14 @@ class Taxonomy(_Strict):
     lengths: list[Control] = Field(min_length=1)
     ask_styles: list[Control] = Field(min_length=1)
     contrast_types: list[Control] = Field(min_length=1)
+    patterns: list[Pattern] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Taxonomy":
         intents = {i.id for i in self.intents}
         strategies = {s.id for s in self.strategies}
         for kind, ids in (("intent", [i.id for i in self.intents]), ("strategy", [s.id for s in self.strategies]),
-                          ("domain", [d.id for d in self.domains]),
+                          ("domain", [d.id for d in self.domains]), ("pattern", [p.id for p in self.patterns]),
                           *((kind, [c.id for c in getattr(self, kind)]) for kind in CONTROLS)):
             dupes = sorted({x for x in ids if ids.count(x) > 1})
             if dupes:
@@ -96,6 +148,11 @@ class Taxonomy(_Strict):
             uncovered = [x for x in d.intents if not any(x in s.intents for s in d.strategies)]
             if uncovered:
                 raise ValueError(f"{where}: no strategy covers the intent(s) {uncovered}")
+        for i, p in enumerate(self.patterns):
+            unknown = [x for x in p.intents if x not in intents]
+            if unknown:
+                raise ValueError(f"patterns[{i}] ({p.id}).intents: {unknown} are not among the intents "
+                                 f"{sorted(intents)}")
         return self
 
     # -- lookups -------------------------------------------------------------------------------
@@ -121,6 +178,15 @@ class Taxonomy(_Strict):
                 return c
         raise KeyError(f"unknown {kind[:-1].replace('_', ' ')} '{control_id}'; expected one of "
                        f"{[c.id for c in getattr(self, kind)]}")
+
+    def pattern_ids(self) -> list[str]:
+        return [p.id for p in self.patterns]
+
+    def pattern(self, pattern_id: str) -> Pattern:
+        for p in self.patterns:
+            if p.id == pattern_id:
+                return p
+        raise KeyError(f"unknown pattern '{pattern_id}'; expected one of {self.pattern_ids()}")
 
     def highest_risk(self, domain_ids: list[str]) -> str:
         """The domain a multi-domain prompt takes: the first in the taxonomy's risk order."""

@@ -116,7 +116,8 @@ def test_resource_with_unknown_domain_or_fake_url(tmp_path):
 
 
 def test_features_are_derived_from_the_record():
-    assert list(RECORD_FEATURES) == list(Record.model_fields)
+    # the stored fields, then `messages`, built from the earlier turns, prompt and response (kept only inside it)
+    assert list(RECORD_FEATURES) == [f for f in Record.model_fields if f != "earlier_turns"] + ["messages"]
     assert set(RECORD_FEATURES["scores"]) >= {"refusal", "grounding", "references", "relevance", "judge_model"}
     record = Record(id=record_id("Hi there", "substance"), prompt="Hi there", label="benign", domain="substance")
     ds = records_to_dataset([record])

@@ -18,6 +18,7 @@ from psychosafe.curation import StepContext, curate, record_stage, run_steps
 from psychosafe.curation.balance import domain_quotas
 from psychosafe.curation.registry import Balance, ExactDedup
 from psychosafe.pipelines import critique_and_revise, generate_responses, import_seeds, judge_records
+from psychosafe.pipelines.conversations import plan_conversations, synthesize_conversations
 from psychosafe.pipelines.synthesis import plan_requests, synthesize_prompts
 from psychosafe.schemas import Record, default_taxonomy, records_to_dataset
 
@@ -29,12 +30,15 @@ def plan_strategies(records: list[Record]) -> list[Record]:
             if r.label == "harmful" else r for r in records]
 
 
-def select_seeds(config: RebuildConfig, run: RunFolder, records: list[Record]) -> list[Record]:
+def select_seeds(config: RebuildConfig, run: RunFolder, records: list[Record], *,
+                 conversations: int = 0) -> list[Record]:
     """The seeds a run takes (stages "dedup_exact" and "balance"): one per normalised prompt, then their share of
-    every domain/label quota. Synthesis writes the rest of each quota, and whatever the seeds lack."""
-    synthetic = round(config.target * config.synthesis.synthetic_fraction)
+    every domain/label quota. Synthesis writes the rest of each quota, and whatever the seeds lack. `conversations`
+    planned take their place in the target first; the single prompts share the rest."""
+    single = config.target - conversations
+    synthetic = round(single * config.synthesis.synthetic_fraction)
     steps = [ExactDedup(name="dedup_exact"),
-             Balance(target=config.target - synthetic, domains=config.domains, benign_fraction=config.benign_fraction,
+             Balance(target=single - synthetic, domains=config.domains, benign_fraction=config.benign_fraction,
                      seed=config.seed, proportions=config.curation.balance.proportions, name="balance")]
     return run_steps(steps, records, StepContext(config, run))
 
@@ -53,8 +57,9 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
     record_stage(run, "seeds", time.perf_counter() - t,
                  {"in": len(imported.records) + len(imported.problems), "kept": len(imported.records),
                   "rejected": len(imported.problems)}, imported.problems)
-    seeds = select_seeds(config, run, imported.records)
-    synthesized = synthesize_prompts_for(config, run, seeds, progress=progress)
+    planned = plan_conversations_for(config)
+    seeds = select_seeds(config, run, imported.records, conversations=len(planned))
+    synthesized = synthesize_prompts_for(config, run, seeds, planned, progress=progress)
     records = plan_strategies(seeds + synthesized)
 
     generated = generate_responses(records, config.generator, run.synthesized / "responses", progress=progress,
@@ -64,7 +69,8 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
         "generated_now": generated.generated_now, "resumed_from_batches": generated.resumed,
         "output_tokens": generated.output_tokens, "baseline_fallbacks": generated.baseline_fallbacks},
         generated.rejected)
-    records = generated.records
+    records = generated.records + synthesize_conversations_for(config, run, planned, taken={r.id for r in records},
+                                                               progress=progress)
 
     critiqued = critique_and_revise(records, config.generator, config.critique, run.synthesized / "critique",
                                     retries=config.retries, progress=progress)
@@ -92,13 +98,14 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
     return records
 
 
-def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Record], *,
-                           progress: bool = True) -> list[Record]:
-    """Synthesize the prompts each domain/label quota still needs after the seeds (stage "synthesis")."""
+def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Record], conversations: list[dict] = (),
+                           *, progress: bool = True) -> list[Record]:
+    """Synthesize the prompts each domain/label quota still needs after the seeds and the planned conversations
+    (stage "synthesis")."""
     if config.synthesis.seeds_only:  # repair: an imported corpus's own prompts, none written by the model
         return []
     quota = domain_quotas(config.target, config.domains, config.benign_fraction, config.curation.balance.proportions)
-    have = Counter((r.domain, r.label) for r in seeds)
+    have = Counter((r.domain, r.label) for r in seeds) + Counter((q["domain"], q["label"]) for q in conversations)
     need = {group: max(0, q - have[group]) for group, q in quota.items()}
     plan = plan_requests(need, config.synthesis, locales=config.locales, seed=config.seed)
     writer = config.generator.model_copy(update={"max_new_tokens": config.synthesis.max_new_tokens,
@@ -106,6 +113,31 @@ def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Re
     result = synthesize_prompts(plan, writer, run.synthesized / "prompts", retries=config.retries,
                                 license=config.synthesis.license, taken={r.id for r in seeds}, progress=progress)
     record_stage(run, "synthesis", result.seconds, result.counts, result.rejected)
+    return result.records
+
+
+def plan_conversations_for(config: RebuildConfig) -> list[dict]:
+    """The conversations a run writes: `conversations.share` of the target, over the domain/label quotas."""
+    total = round(config.target * config.conversations.share)
+    if not total:
+        return []
+    need = domain_quotas(total, config.domains, config.benign_fraction, config.curation.balance.proportions)
+    return plan_conversations(need, config.conversations, personas=config.synthesis.personas, locales=config.locales,
+                              seed=config.seed)
+
+
+def synthesize_conversations_for(config: RebuildConfig, run: RunFolder, planned: list[dict], *, taken: set[str],
+                                 progress: bool = True) -> list[Record]:
+    """Write the planned conversations turn by turn (stage "conversations"); the user turns with the synthesis
+    settings, the answers with the generator's."""
+    if not planned:
+        return []
+    writer = config.generator.model_copy(update={"max_new_tokens": config.synthesis.max_new_tokens,
+                                                 "temperature": config.synthesis.temperature})
+    result = synthesize_conversations(planned, config.generator, writer, run.synthesized / "conversations",
+                                      retries=config.retries, license=config.synthesis.license, taken=taken,
+                                      progress=progress)
+    record_stage(run, "conversations", result.seconds, result.counts, result.rejected)
     return result.records
 
 

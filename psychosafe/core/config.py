@@ -513,6 +513,42 @@ class CritiqueConfig(_Config):
         "keep", description="a critique that never parses: keep the unrevised response (counted), or set the record aside")
 
 
+class ConversationConfig(_Config):
+    """Conversations (pipelines/conversations.py): a share of the target written turn by turn from the taxonomy's
+    patterns, beside the single prompts. Turns count the user's turns; each has the assistant's answer."""
+
+    share: float = Field(0.0, ge=0, le=1, description="share of the target written as conversations (the single "
+                                                      "prompts, seeds and synthesized, make up the rest)")
+    min_turns: int = Field(3, ge=1, description="user turns at least (a pattern's own min_turns may ask for more)")
+    max_turns: int = Field(4, ge=1, description="user turns at most")
+    patterns: list[str] = Field(default_factory=list, description="patterns to write (taxonomy.yaml ids); empty: all")
+
+    @field_validator("patterns")
+    @classmethod
+    def _known_patterns(cls, value: list[str]) -> list[str]:
+        only_known(value, default_taxonomy().pattern_ids(), "pattern", "taxonomy.yaml")
+        return value
+
+    @model_validator(mode="after")
+    def _turns_fit(self) -> "ConversationConfig":
+        if self.min_turns > self.max_turns:
+            raise ValueError(f"min_turns {self.min_turns} is more than max_turns {self.max_turns}")
+        taxonomy = default_taxonomy()
+        too_long = {p: taxonomy.pattern(p).min_turns for p in self.pattern_ids()
+                    if taxonomy.pattern(p).min_turns > self.max_turns}
+        if too_long:
+            raise ValueError(f"pattern(s) {too_long} need more user turns than max_turns {self.max_turns}; raise "
+                             "max_turns or leave them out of `patterns`")
+        return self
+
+    def pattern_ids(self) -> list[str]:
+        return self.patterns or default_taxonomy().pattern_ids()
+
+    def turn_range(self, pattern_id: str) -> tuple[int, int]:
+        """The fewest and most user turns a conversation of this pattern gets."""
+        return max(self.min_turns, default_taxonomy().pattern(pattern_id).min_turns), self.max_turns
+
+
 class LLMResources(_Config):
     """distilabel StepResources for every step that runs an LLM (generate, critique, judge), on either
     executor: e.g. one vLLM replica per GPU with `replicas: 8, gpus: 1`."""
@@ -535,6 +571,7 @@ class RebuildConfig(_Config):
     curation: CurationConfig = Field(default_factory=CurationConfig)
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
     critique: CritiqueConfig = Field(default_factory=CritiqueConfig)
+    conversations: ConversationConfig = Field(default_factory=ConversationConfig)
     judges: list[LLMConfig] = Field(default_factory=list, description="the judge panel (majority vote when several); "
                                                                        "empty: the generator judges")
     retries: int = Field(2, ge=0, description="extra tries for a structured answer that does not parse")

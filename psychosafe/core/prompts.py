@@ -54,8 +54,9 @@ def resource_lines(domain: str, locale: str) -> str:
 
 def response_system_prompt(record: Record) -> str:
     """The rebuild's prompt (`v1-routed`): the domain's PsychoSafe prompt with the record's strategy for a harmful
-    prompt, the helpful one for a benign prompt."""
-    if record.label == "benign":
+    prompt, the helpful one for a benign prompt, and for a harmful conversation that has not reached its risk turn
+    yet (the assistant is helpful until the risk shows)."""
+    if record.label == "benign" or (record.risk_turn is not None and record.turn < record.risk_turn):
         return HELPFUL
     taxonomy = default_taxonomy()
     domain = taxonomy.domain(record.domain)
@@ -97,6 +98,8 @@ def system_prompt(record: Record, variant: str) -> str | None:
 
 
 def prompt_messages(record: Record, variant: str) -> list[dict[str, str]]:
-    """The conversation up to the assistant's turn under a variant: [system], user."""
+    """The conversation up to the assistant's last turn under a variant: [system], the earlier turns (a
+    conversation's), the last user turn."""
     system = system_prompt(record, variant)
-    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": record.prompt}]
+    return ([{"role": "system", "content": system}] if system else []) + [
+        {"role": m.role, "content": m.content} for m in record.messages[:len(record.earlier_turns) + 1]]
