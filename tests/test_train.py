@@ -4,6 +4,7 @@ import json
 
 import datasets
 import pytest
+from conversation_turns import TURNS
 
 from psychosafe.core.runs import RunFolder
 from psychosafe.errors import InputError
@@ -81,12 +82,13 @@ def test_conversations_use_the_chosen_system_prompt_and_reasoning(tmp_path):
     config = tiny_config()
     config.data.system_prompt = "v1-routed"
     data = training_data(run.curated, config.data)
-    first = data.train[0]
-    assert first["prompt"][0]["role"] == "system" and "Safety Planning Intervention" in first["prompt"][0]["content"]
-    assert "988" in first["prompt"][0]["content"]  # the directory's resources, via psychosafe.core.prompts
-    assert first["prompt"][-1] == {"role": "user", "content": HARMFUL[0][2]}
-    assert first["completion"][0]["content"].startswith("<think>\nThe person may be at risk")
-    assert not data.train[1]["completion"][0]["content"].startswith("<think>")
+    first = data.train[0]["messages"]  # an SFT row is the whole conversation: system, user, assistant
+    assert [m["role"] for m in first] == ["system", "user", "assistant"]
+    assert "Safety Planning Intervention" in first[0]["content"]
+    assert "988" in first[0]["content"]  # the directory's resources, via psychosafe.core.prompts
+    assert first[1] == {"role": "user", "content": HARMFUL[0][2]}
+    assert first[2]["content"].startswith("<think>\nThe person may be at risk")
+    assert not data.train[1]["messages"][-1]["content"].startswith("<think>")
     assert data.with_reasoning == 1 and len(data.train) == 6 and len(data.eval) == 2
     record = _records()[0]
     assert prompt_messages(record, "none") == [{"role": "user", "content": record.prompt}]
@@ -382,3 +384,94 @@ def test_cli_prints_the_plan_and_user_errors_without_traceback(tmp_path, write):
     done = subprocess.run(cli + ["--config", str(bad)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "lora.rank: Extra inputs are not permitted" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- conversations: SFT on every assistant turn, DPO on the last one ------------------------------------------
+
+def _conversation_record() -> Record:
+    users = [t["content"] for t in TURNS if t["role"] == "user"]
+    return Record(id=record_id(users[-1], "suicide_self_harm", users[:-1]), messages=TURNS, label="harmful",
+                  domain="suicide_self_harm", strategy="safety_planning", pattern="gradual_disclosure", risk_turn=3,
+                  baseline_response="I'm sorry, but I can't help with that.", checks=Checks(passed=True))
+
+
+def _embedded_tokenizer():
+    from psychosafe.train.config import ModelSettings
+    from psychosafe.train.model import load_tokenizer, resolve_base_model
+
+    return load_tokenizer(resolve_base_model(ModelSettings()), ModelSettings())
+
+
+def test_sft_rows_are_whole_conversations_and_dpo_pairs_answer_the_last_turn(tmp_path):
+    records = [_conversation_record(), *_records()[:1]]
+    run = make_run(tmp_path, splits={"train": records, "validation": []})
+    config = tiny_config()
+    sft = training_data(run.curated, config.data)
+    assert sft.train[0]["messages"] == [{"role": "system", "content": "You are a helpful assistant."}, *TURNS]
+    assert [m["role"] for m in sft.train[1]["messages"]] == ["system", "user", "assistant"]
+    dpo = training_data(run.curated, config.data, config.dpo)
+    assert dpo.train[0]["prompt"] == [{"role": "system", "content": "You are a helpful assistant."},
+                                      *TURNS[:5]]
+    assert dpo.train[0]["chosen"] == [TURNS[5]]
+    assert dpo.train[0]["rejected"] == [{"role": "assistant", "content": "I'm sorry, but I can't help with that."}]
+
+
+def test_the_loss_mask_covers_the_assistant_turns_and_nothing_else():
+    from psychosafe.train.tokens import conversation_tokens
+
+    tokenizer = _embedded_tokenizer()
+    messages = [{"role": "system", "content": "You are a helpful assistant."}, *TURNS]
+    tokens = conversation_tokens(messages, tokenizer)
+    ids, mask = tokens["input_ids"], tokens["completion_mask"]
+    assert len(ids) == len(mask) and set(mask) == {0, 1}
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    # the masked tokens, run by run, are exactly each assistant turn's text and its end-of-turn marker
+    runs, current = [], []
+    for token, bit in zip(ids, mask):
+        if bit:
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    runs += [current] if current else []
+    assistant = [m["content"] for m in TURNS if m["role"] == "assistant"]
+    assert [tokenizer.decode(run) for run in runs] == [f"{text}<|im_end|>\n" for text in assistant]
+    assert all(run[-2] == end for run in runs)
+    # no system or user text is trained on: every unmasked token decodes to the rest of the rendered conversation
+    unmasked = tokenizer.decode([t for t, bit in zip(ids, mask) if not bit])
+    for m in messages:
+        assert (m["content"] in unmasked) == (m["role"] != "assistant")
+    last = conversation_tokens(messages, tokenizer, loss_on="last_turn")
+    assert last["input_ids"] == ids
+    trained = [t for t, bit in zip(ids, last["completion_mask"]) if bit]
+    assert tokenizer.decode(trained) == f"{assistant[-1]}<|im_end|>\n"
+
+
+def test_a_single_prompt_is_masked_as_trl_masks_a_prompt_completion_pair():
+    from trl.trainer.sft_trainer import _tokenize
+
+    from psychosafe.train.tokens import conversation_tokens
+
+    tokenizer = _embedded_tokenizer()
+    prompt = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hello!"}]
+    completion = [{"role": "assistant", "content": "Hi! How can I help you today?"}]
+    ours = conversation_tokens(prompt + completion, tokenizer)
+    prompt_ids = _tokenize(tokenizer, prompt, add_generation_prompt=True)["input_ids"]
+    full_ids = _tokenize(tokenizer, prompt + completion)["input_ids"]
+    assert ours["input_ids"] == list(full_ids)
+    assert ours["completion_mask"] == [0] * len(prompt_ids) + [1] * (len(full_ids) - len(prompt_ids))
+
+
+def test_plan_counts_a_conversation_up_to_its_first_trained_token(tmp_path):
+    run = make_run(tmp_path, splits={"train": [_conversation_record()], "validation": []})
+    config = tiny_config(max_length=512)
+    config.data.system_prompt = "none"
+    from psychosafe.train.tokens import conversation_tokens
+
+    plan = train_run(config, run.path, dry_run=True).plan
+    tokens = conversation_tokens(training_data(run.curated, config.data).train[0]["messages"], _embedded_tokenizer())
+    assert plan.tokens["max"] == len(tokens["input_ids"]) and plan.tokens["no_answer"] == 0
+    short = tiny_config(max_length=24)  # shorter than the first user turn with its template: no answer token left
+    short.data.system_prompt = "none"
+    with pytest.raises(InputError, match="training.max_length: 24 tokens do not reach the answer"):
+        train_run(short, run.path, dry_run=True)

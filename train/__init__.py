@@ -7,9 +7,10 @@ from .data import TrainingData, assistant_message, load_curated, prompt_messages
 from .model import count_lora_parameters, resolve_base_model
 from .plan import TrainPlan, build_plan
 from .run import TrainResult, train_run
+from .tokens import conversation_tokens
 
 __all__ = [
     "DEFAULT_TRAIN_CONFIG", "TrainConfig", "load_train_config", "TrainingData", "assistant_message", "load_curated",
     "prompt_messages", "training_data", "count_lora_parameters", "load_trained", "resolve_base_model", "TrainPlan",
-    "build_plan", "TrainResult", "train_run",
+    "build_plan", "TrainResult", "train_run", "conversation_tokens",
 ]

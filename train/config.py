@@ -26,6 +26,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from psychosafe.core.config import CONFIGS_DIR, _Config, load_config
 from psychosafe.core.prompts import Variant
 
+from .tokens import LossOn
+
 EMBEDDED_MODEL = "embedded"
 # Llama / Qwen / Mistral naming: every attention and MLP projection (the paper's choice).
 ATTENTION_AND_MLP = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -92,6 +94,9 @@ class DataSettings(_Config):
                                     description="put a record's reasoning trace, when it has one, in <think> tags")
     reasoning_field: str = "reasoning"
     exclude_flagged: bool = Field(True, description="leave out records whose rule-based checks did not pass")
+    loss_on: LossOn = Field("assistant_turns", description=(
+        "SFT: the assistant turns of a conversation the loss falls on: every one, or only the last (the answer "
+        "self-critique revised); system and user tokens never"))
     max_examples: int | None = Field(None, gt=0, description="train on the first N examples only (a quick check)")
 
 

@@ -1,8 +1,10 @@
-"""Curated records -> chat conversations for TRL: prompt-completion pairs for SFT, chosen/rejected pairs for DPO.
+"""Curated records -> chat conversations for TRL: whole conversations for SFT, chosen/rejected pairs for DPO.
 
-Conversations are in TRL's conversational prompt-completion form, so the loss falls on the assistant turn
-only for any chat template (TRL masks the prompt), without needing `{% generation %}` markers in the template.
-Records left out are counted with the reason; none vanishes silently.
+An SFT row is the record's conversation under the system prompt variant, `{"messages": [system, user, assistant,
+...]}` (a single prompt is one user and one assistant turn); train/tokens.py tokenizes it with the loss on the
+assistant's turns only (`data.loss_on`: every one, or the last), for any chat template. A DPO row is the
+conversation up to its last user turn as the prompt, the PsychoSafe answer to that turn chosen and the generic
+baseline rejected. Records left out are counted with the reason; none vanishes silently.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def _why_no_pair(record: Record, preference: PreferenceSettings) -> str | None:
 
 def conversations(split: datasets.Dataset, settings: DataSettings, *, source: Path, split_name: str,
                   preference: PreferenceSettings | None = None) -> tuple[datasets.Dataset, Counter, int]:
-    """One split as SFT prompt/completion rows (or DPO prompt/chosen/rejected rows when `preference` is given)."""
+    """One split as SFT conversation rows (or DPO prompt/chosen/rejected rows when `preference` is given)."""
     rows, left_out, with_reasoning = [], Counter(), 0
     has_reasoning = settings.include_reasoning and settings.reasoning_field in split.column_names
     for index, row in enumerate(split):
@@ -115,12 +117,12 @@ def conversations(split: datasets.Dataset, settings: DataSettings, *, source: Pa
             continue
         reasoning = row.get(settings.reasoning_field) if has_reasoning else None
         with_reasoning += bool(reasoning and reasoning.strip())
-        prompt = prompt_messages(record, settings.system_prompt)
+        prompt = prompt_messages(record, settings.system_prompt)  # a conversation's earlier turns included
         if preference:
             rows.append({"prompt": prompt, "chosen": assistant_message(record.response, reasoning),
                          "rejected": assistant_message(record.baseline_response)})
         else:
-            rows.append({"prompt": prompt, "completion": assistant_message(record.response, reasoning)})
+            rows.append({"messages": prompt + assistant_message(record.response, reasoning)})
         if settings.max_examples and split_name == settings.train_split and len(rows) >= settings.max_examples:
             break
     return datasets.Dataset.from_list(rows), left_out, with_reasoning

@@ -45,7 +45,8 @@ def model_card(config: TrainConfig, plan: TrainPlan, summary: dict) -> str:
     """A short card: what was trained on which run, how, and how to load it."""
     lora, t = config.lora, plan.schedule
     targets = lora.target_modules if isinstance(lora.target_modules, str) else ", ".join(lora.target_modules)
-    method = {"sft": "supervised fine-tuning (loss on the assistant turn)",
+    turns = "the last assistant turn" if config.data.loss_on == "last_turn" else "the assistant turns"
+    method = {"sft": f"supervised fine-tuning (loss on {turns})",
               "dpo": "DPO: the PsychoSafe response chosen over the generic-prompt baseline"}[config.method]
     trl_class = {"sft": "SFTConfig", "dpo": "DPOConfig"}[config.method]
     eval_loss = summary.get("eval_loss")

@@ -15,6 +15,7 @@ from psychosafe.errors import InputError
 from .config import TrainConfig
 from .data import TrainingData, training_data
 from .model import count_lora_parameters, load_tokenizer, precision, resolve_base_model, use_4bit
+from .tokens import LossOn, TemplateMismatch, answer_start, conversation_tokens
 
 # The TRL settings a plan (and the model card) shows, as TRL resolved them.
 SCHEDULE = ("learning_rate", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps",
@@ -81,15 +82,21 @@ class TrainPlan:
         ] + [("note", n) for n in self.notes]
 
 
-def example_lengths(data: TrainingData, tokenizer) -> list[tuple[int, int]]:
-    """(prompt, whole example) tokens per training example as the chat template renders it (DPO: with chosen)."""
-    answer = "completion" if "completion" in data.train.column_names else "chosen"
+def example_lengths(data: TrainingData, tokenizer, loss_on: LossOn = "assistant_turns") -> list[tuple[int, int]]:
+    """(tokens before the first one trained on, whole example) per training example, as the trainer gets it: an
+    SFT conversation tokenized with its mask (train/tokens.py), a DPO prompt with its chosen answer."""
+    if "messages" in data.train.column_names:
+        lengths = []
+        for row in data.train:
+            tokens = conversation_tokens(row["messages"], tokenizer, loss_on=loss_on)
+            lengths.append((answer_start(tokens["completion_mask"]), len(tokens["input_ids"])))
+        return lengths
 
     def count(messages, **kwargs) -> int:
         text = tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    return [(count(row["prompt"], add_generation_prompt=True), count(row["prompt"] + row[answer]))
+    return [(count(row["prompt"], add_generation_prompt=True), count(row["prompt"] + row["chosen"]))
             for row in data.train]
 
 
@@ -119,7 +126,10 @@ def build_plan(config: TrainConfig, run: RunFolder, *, config_file: str | Path =
     data = data or training_data(dataset_folder(config, run), config.data,
                                  config.dpo if config.method == "dpo" else None)
     tokenizer = load_tokenizer(base, config.model)
-    prompt_lengths, lengths = zip(*example_lengths(data, tokenizer))
+    try:
+        prompt_lengths, lengths = zip(*example_lengths(data, tokenizer, config.data.loss_on))
+    except TemplateMismatch as exc:
+        raise InputError(config_file, f"{base}: {exc}", where="model.base") from None
     # TRL's resolved config: the training block over TRL's defaults (the precision flags do not change a count)
     args = config.trl_config(run.train / "checkpoints", has_eval=data.eval is not None)
     packing = getattr(args, "packing", False)  # SFT only

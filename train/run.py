@@ -59,9 +59,10 @@ def _checkpoint_to_resume(folder: Path, key: str, *, resume: bool = True) -> str
 
 
 def train_run(config: TrainConfig, run_dir: str | Path, *, config_file: str | Path = "train config",
-              dry_run: bool = False, on_plan: Callable[[TrainPlan], None] | None = None) -> TrainResult:
+              dry_run: bool = False, on_plan: Callable[[TrainPlan], None] | None = None,
+              callbacks: list | None = None) -> TrainResult:
     """Train a LoRA adapter on a run's curated dataset (or just plan it, with `dry_run`); `on_plan` sees the plan
-    before any weights load (the CLI prints it)."""
+    before any weights load (the CLI prints it); `callbacks` are more TrainerCallbacks (a benchmark's clock)."""
     started = time.perf_counter()
     run = RunFolder(run_dir)
     plan, data = build_plan(config, run, config_file=config_file)
@@ -84,7 +85,8 @@ def train_run(config: TrainConfig, run_dir: str | Path, *, config_file: str | Pa
     tokenizer = load_tokenizer(plan.base_model, config.model)
     trainer = build_trainer(config, model, tokenizer, data, out / "checkpoints")
     meter = TokenMeter()
-    trainer.add_callback(meter)
+    for callback in [meter, *(callbacks or [])]:
+        trainer.add_callback(callback)
     trainer.train(resume_from_checkpoint=resume)
     # None when every validation example lost its answer to max_length (the plan's notes say how many)
     eval_loss = trainer.evaluate().get("eval_loss") if data.eval is not None else None
