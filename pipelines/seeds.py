@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from psychosafe.core.config import ANY_VALUE, BUILTIN_SEEDS, IMPORT_FIELDS, SEED_FIELDS, SeedSource  # noqa: F401
 from psychosafe.errors import InputError
 from psychosafe.schemas import UNKNOWN_LICENSE, Record, Rejected, Source, default_taxonomy, record_id
+from psychosafe.schemas.conversations import conversation_of_row, split_turns
 from psychosafe.schemas.resources import LOCALE_PATTERN
 
 BUILTIN_SEED_FILE = Path(__file__).with_name("data") / "seeds.jsonl"
@@ -161,7 +162,7 @@ def check_mapping(src: SeedSource, name: str, rows: list[tuple[int, dict | None,
     column exists, and every value of a mapped column is covered by its value map."""
     present = {k for _, row, _ in rows if row for k in row}
     missing = {f: c for f, c in src.columns.items() if c not in present}
-    if "prompt" not in src.columns and "prompt" not in present:
+    if "prompt" not in src.columns and "prompt" not in present and "messages" not in present:
         missing["prompt"] = "prompt"
     if missing and present:
         fields = ", ".join(f"{c!r} (for {f})" for f, c in missing.items())
@@ -226,7 +227,9 @@ def _to_record(row: dict, src: SeedSource, name: str) -> Record:
     """One row -> a Record, or ValueError saying what is wrong with it (OutOfScope: a value mapped to nothing)."""
     taxonomy = default_taxonomy()
     values = row_values(row, src)
-    prompt = values["prompt"]
+    conversation = conversation_of_row(row)  # a row with `messages`: every turn checked, a bad one named
+    earlier, last_user, last_answer = split_turns(conversation["messages"]) if conversation else ([], None, "")
+    prompt = values["prompt"] or last_user
     if not prompt:
         raise ValueError(f"missing `{src.column('prompt')}` (the prompt text)")
     domains = [d.strip() for d in re.split(r"[,;|]", values["domain"] or "") if d.strip()]
@@ -252,8 +255,9 @@ def _to_record(row: dict, src: SeedSource, name: str) -> Record:
     builtin = src.path == BUILTIN_SEEDS
     corpus = src.name or ("psychosafe/seeds" if builtin else name)
     return Record(
-        id=record_id(prompt, domain), prompt=prompt, label=label, domain=domain, category=category,
-        intent=intent, locale=locale, response=values["response"] or "",
+        id=record_id(prompt, domain, [t.content for t in earlier if t.role == "user"]), prompt=prompt, label=label,
+        domain=domain, category=category, intent=intent, locale=locale, response=values["response"] or last_answer,
+        **conversation,
         source=Source(kind="seed" if builtin else "imported", dataset=values["dataset"] or corpus,
                       license=src.license or (BUILTIN_SEED_LICENSE if builtin else UNKNOWN_LICENSE),
                       original_id=values["original_id"], corpus=corpus, author=values["author"],

@@ -127,6 +127,32 @@ def test_a_pattern_may_allow_two_user_turns_in_a_row_and_a_row_says_where_the_ri
     assert conversation_of_row({"prompt": "no conversation here"}) == {}
 
 
+def test_an_imported_conversation_keeps_its_turns_and_a_bad_one_names_file_line_and_turn(write):
+    from psychosafe.core.config import SeedSource
+    from psychosafe.pipelines import import_seeds
+
+    good = {"messages": TURNS, "domain": "suicide_self_harm", "pattern": "gradual_disclosure", "risk_turn": 3}
+    path = write("conversations.jsonl", "\n".join(json.dumps(row) for row in [
+        good,
+        {"messages": [TURNS[0], {"content": "no role here"}], "domain": "substance"},
+        {"messages": [TURNS[0], TURNS[2]], "domain": "substance", "pattern": "gradual_disclosure"},
+        {"messages": [TURNS[0], {"role": "assistant", "content": ""}], "domain": "substance"},
+    ]))
+    result = import_seeds([SeedSource(path=str(path), license="CC-BY-4.0")])
+    (record,) = result.records
+    assert [m.model_dump() for m in record.messages] == TURNS and record.risk_turn == 3
+    assert record.id == _conversation().id and record.response == TURNS[5]["content"]
+    assert [p.reason for p in result.problems] == [
+        f"{path}:2: messages: turn 2: no `role`; expected 'user' or 'assistant'",
+        f"{path}:3: messages: turn 2: two user turns in a row (turns 1 and 2), which pattern 'gradual_disclosure' "
+        "does not allow (taxonomy.yaml: consecutive_user_turns)",
+        f"{path}:4: messages: turn 2: empty assistant turn; expected its text in `content`"]
+    only_bad = write("bad.jsonl", json.dumps({"messages": [{"role": "user", "content": " "}], "domain": "weapon"}))
+    with pytest.raises(InputError, match=rf"{only_bad}: no valid seed row \({only_bad}:1: messages: turn 1: empty "
+                                         "user turn"):
+        import_seeds([SeedSource(path=str(only_bad))])
+
+
 # -- patterns, config, rubric -------------------------------------------------------------------------------
 
 def test_patterns_are_data_with_a_brief_for_every_turn(tmp_path):
