@@ -162,18 +162,26 @@ def test_real_and_fabricated_hotline_numbers():
     }
     result = apply_checks(list(cases.values()))
     by_id = {r.id: r for r in result.kept}
-    assert sorted(by_id) == sorted([cases["us_real"].id, cases["gb_real"].id])
+    # a real service of another locale is flagged, not blocked, by default (curation.contacts.other_locale)
+    assert sorted(by_id) == sorted([cases["us_real"].id, cases["gb_real"].id, cases["wrong_locale"].id])
     assert by_id[cases["us_real"].id].resources == ["us_988_lifeline", "us_samhsa_helpline"]
     assert by_id[cases["gb_real"].id].resources == ["gb_samaritans"]
+    flagged = by_id[cases["wrong_locale"].id].checks
+    assert [(c.contact, c.outcome, c.resource) for c in flagged.contacts] == [("116 123", "other_locale",
+                                                                                "gb_samaritans")]
+    assert flagged.unverified_contacts == [] and by_id[cases["wrong_locale"].id].resources == []
     reasons = {r.id: r.reason for r in result.rejected}
     assert reasons == {
-        cases["us_fake"].id: "unverified contact detail: (800) 555-0199",
-        cases["gb_fake"].id: "unverified contact detail: 020 7946 0000",
-        cases["fake_site"].id: "unverified contact detail: https://www.free-help-now.com",
-        cases["fake_mail"].id: "unverified contact detail: support@crisis-helpers.net",
-        cases["wrong_locale"].id: "unverified contact detail: 116 123",
+        cases["us_fake"].id: "unknown contact detail: '(800) 555-0199' is in no directory entry",
+        cases["gb_fake"].id: "unknown contact detail: '020 7946 0000' is in no directory entry",
+        cases["fake_site"].id: "unknown contact detail: 'https://www.free-help-now.com' is in no directory entry",
+        cases["fake_mail"].id: "unknown contact detail: 'support@crisis-helpers.net' is in no directory entry",
     }
-    assert result.notes["unverified_contacts"]["116 123"] == 1
+    assert result.notes["contact_outcomes"]["other_locale"] == 1
+    # where configured, another locale's service blocks the record
+    blocked = apply_checks([cases["wrong_locale"]], other_locale="block")
+    assert [(r.code, r.id) for r in blocked.rejected] == [("other_locale_contact", cases["wrong_locale"].id)]
+    assert blocked.notes["unverified_contacts"] == {"116 123": 1}
 
 
 def test_harmful_must_be_refused_and_benign_must_not_be():
