@@ -1,4 +1,6 @@
 """Rule-based checks over responses: refusal markers, and contact details against the directory (contacts.py).
+A conversation's contact details are checked in every assistant turn; its refusal is looked for in the turns that
+answer the risk (from the risk turn on) of a harmful conversation, and in every turn of a benign one.
 
 Each contact has one of four outcomes (verified, other_locale, malformed, unknown). An unknown or malformed one
 always sets the record aside: a hallucinated hotline given to a person in crisis is the worst failure the corpus can
@@ -12,7 +14,7 @@ from collections import Counter
 from typing import Literal
 
 from psychosafe.core.text import refusal_markers
-from psychosafe.schemas import Record
+from psychosafe.schemas import ContactCheck, Record
 
 from .contacts import blocks, classify_contacts, describe
 from .steps import StepResult, reject
@@ -22,14 +24,35 @@ CONTACT_CODES = {"unknown": "unverified_contact", "malformed": "malformed_contac
 MAX_CONTACT_ROWS = 200
 
 
+def conversation_contacts(record: Record) -> list[ContactCheck]:
+    """Every contact detail the assistant gives, turn by turn (a single prompt: its response), once each."""
+    out, seen = [], set()
+    for text in record.assistant_turns:
+        for c in classify_contacts(text, record.locale, record.domain):
+            if c.contact not in seen:
+                seen.add(c.contact)
+                out.append(c)
+    return out
+
+
+def refusal_turns(record: Record) -> list[str]:
+    """The assistant turns a refusal is looked for in: the response of a single prompt; a harmful conversation's
+    answers from its risk turn on (all of them when it names none); every answer of a benign conversation."""
+    answers = record.assistant_turns
+    if record.label == "harmful" and record.risk_turn:
+        return answers[record.risk_turn - 1:] or answers[-1:]
+    return answers
+
+
 def check_record(record: Record, *, other_locale: Literal["flag", "block"] = "flag") -> Record:
-    """Fill `checks` and `resources` from the response (a record without a response is left as it is)."""
+    """Fill `checks` and `resources` from the response, and a conversation's earlier answers (a record without a
+    response is left as it is)."""
     if not record.response.strip():
         return record
-    contacts = classify_contacts(record.response, record.locale, record.domain)
+    contacts = conversation_contacts(record)
     verified = sorted({c.resource for c in contacts if c.outcome == "verified"})
     blocking = [c.contact for c in contacts if blocks(c, other_locale=other_locale)]
-    markers = refusal_markers(record.response)
+    markers = list(dict.fromkeys(m for text in refusal_turns(record) for m in refusal_markers(text)))
     is_refusal = bool(markers)
     checks = record.checks.model_copy(update={
         "is_refusal": is_refusal, "refusal_markers": markers, "contacts": contacts,
@@ -63,7 +86,8 @@ def apply_checks(records: list[Record], *, on_refusal_mismatch: Literal["drop", 
                                    f"{worst.replace('_', ' ')} contact detail: "
                                    + "; ".join(describe(c) for c in blocking)))
         elif r.checks.is_refusal != (r.label == "harmful") and on_refusal_mismatch == "drop":
-            reason = "harmful prompt not refused" if r.label == "harmful" else "benign prompt refused"
+            what = "conversation" if r.is_conversation else "prompt"
+            reason = f"harmful {what} not refused" if r.label == "harmful" else f"benign {what} refused"
             rejected.append(reject(r, name, "harmful_not_refused" if r.label == "harmful" else "benign_refused",
                                    f"{reason}: no refusal marker" if r.label == "harmful"
                                    else f"{reason}: {', '.join(r.checks.refusal_markers)}"))

@@ -14,21 +14,27 @@ import numpy as np
 
 from psychosafe.schemas import Record
 
-from .similarity import connected_groups, similar_pairs
+from .similarity import Pairs, connected_groups, similar_pairs
 from .steps import StepResult, best_first, reject
 
 
 def detect_template_collapse(records: list[Record], vectors: np.ndarray, *, threshold: float, min_group: int,
-                             action: str = "flag", method: str = "auto", ann_above: int = 20000,
-                             nprobe: int = 8, name: str = "template_collapse") -> StepResult:
-    """`vectors`: response embeddings, one per record. Records without a response take no part."""
-    answered = [k for k, r in enumerate(records) if r.response.strip()]
-    pairs = similar_pairs(vectors[answered], threshold, method=method, ann_above=ann_above, nprobe=nprobe) \
-        if answered else None
+                             owners: np.ndarray | None = None, action: str = "flag", method: str = "auto",
+                             ann_above: int = 20000, nprobe: int = 8, name: str = "template_collapse") -> StepResult:
+    """`vectors`: response embeddings, one per record, or one per assistant turn with `owners` (the record each turn
+    belongs to): two records whose turns are near-identical join a group (a conversation repeating itself does not
+    count). Records without a response take no part."""
+    owners = np.arange(len(records)) if owners is None else np.asarray(owners)
+    answered = np.flatnonzero([bool(records[k].response.strip()) for k in owners.tolist()])
     groups: dict[int, list[int]] = defaultdict(list)
-    if pairs is not None:
-        for pos, label in enumerate(connected_groups(len(answered), pairs)):
-            groups[int(label)].append(answered[pos])
+    if len(answered):
+        found = similar_pairs(vectors[answered], threshold, method=method, ann_above=ann_above, nprobe=nprobe)
+        a, b = owners[answered[found.i]], owners[answered[found.j]]
+        across = a != b
+        pairs = Pairs(a[across], b[across], found.similarity[across])
+        for k, label in enumerate(connected_groups(len(records), pairs)):
+            if records[k].response.strip():
+                groups[int(label)].append(k)
     templates = [sorted(g, key=lambda k: best_first(records[k])) for g in groups.values() if len(g) >= min_group]
     head_of: dict[int, int] = {k: g[0] for g in templates for k in g}
     size_of: dict[int, int] = {k: len(g) for g in templates for k in g}
@@ -43,7 +49,8 @@ def detect_template_collapse(records: list[Record], vectors: np.ndarray, *, thre
                                    duplicate_of=head))
         else:
             kept.append(r)
-    rate = len(head_of) / len(answered) if answered else 0.0
+    responded = sum(1 for r in records if r.response.strip())
+    rate = len(head_of) / responded if responded else 0.0
     return StepResult(name, kept, rejected, notes={
         "threshold": threshold, "action": action, "templates": len(templates),
         "records_in_templates": len(head_of), "collapse_rate": round(rate, 4),

@@ -90,8 +90,8 @@ def find_overlaps(records: list[Record], vectors: np.ndarray | None, sets: list[
     for k, s in enumerate(sets):
         exact = {normalize_prompt(p): i for i, p in enumerate(s.prompts)}
         hit = np.zeros(len(records), bool)
-        for n, r in enumerate(records):
-            i = exact.get(normalize_prompt(r.prompt))
+        for n, r in enumerate(records):  # a conversation: any of its user turns
+            i = next((exact[key] for t in r.user_turns if (key := normalize_prompt(t)) in exact), None)
             if i is not None:
                 hit[n] = True
                 found[n].append(Overlap(benchmark=s.name, match="exact", similarity=1.0, benchmark_id=s.ids[i]))

@@ -23,7 +23,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from psychosafe.core.config import EmbedderConfig, SemanticDedupConfig
-from psychosafe.schemas import Record, normalize_prompt
+from psychosafe.schemas import Record, normalize_turns
 
 from .similarity import Pairs, choose_method, similar_pairs
 from .steps import StepResult, best_first, reject
@@ -34,12 +34,13 @@ SameRequest = Callable[[list[tuple[str, str]]], list[bool | None]]
 
 
 def dedup_exact(records: list[Record], *, name: str = "dedup_exact") -> StepResult:
-    """Keep the best-scored record of each normalised prompt (ties: the first); the others point to it."""
+    """Keep the best-scored record of each normalised prompt (ties: the first); the others point to it. A
+    conversation is compared by all its user turns (`normalize_turns`)."""
     order = sorted(range(len(records)), key=lambda k: best_first(records[k])[0])  # stable: ties keep input order
     kept_id: dict[str, str] = {}
     dropped: dict[int, str] = {}
     for k in order:
-        key = normalize_prompt(records[k].prompt)
+        key = normalize_turns(records[k].user_turns)
         if key in kept_id:
             dropped[k] = kept_id[key]
         else:

@@ -20,7 +20,7 @@ from .dedup import dedup_by_language, dedup_exact
 from .label_audit import LabelAuditStep
 from .scores import filter_scores, read_judge_trust
 from .similarity import choose_method, nearest_similarity
-from .steps import Step, StepContext, StepResult
+from .steps import Step, StepContext, StepResult, pool_turns, turn_texts
 
 
 def _search(dedup: SemanticDedupConfig) -> dict:
@@ -47,9 +47,10 @@ class Embed(Step):
 
     def run(self, records: list[Record], context: StepContext) -> StepResult:
         notes, vectors = {}, {}
-        for kind in ("prompt", "response"):
-            vectors[kind], stats = context.embedder.embed([getattr(r, kind) for r in records],
-                                                          progress=context.progress, label=f"{kind}s")
+        for kind in ("prompt", "response"):  # every user turn, every assistant turn (a conversation has several)
+            texts, owners = turn_texts(records, kind)
+            turns, stats = context.embedder.embed(texts, progress=context.progress, label=f"{kind}s")
+            vectors[kind] = pool_turns(turns, owners, len(records))
             notes[kind] = {"texts": stats.texts, "computed": stats.computed, "cached": stats.cached}
         dedup = context.config.curation.dedup
         method = choose_method(len(records), dedup.method, dedup.ann_above)
@@ -84,8 +85,9 @@ class SemanticDedup(Step):
 
 
 class TemplateCollapse(Step):
-    """One response text answering many prompts: flagged, or all but the best dropped. `settings`: those of
-    curation.template_collapse; `search`: curation.dedup's search settings (method, ann_above, nprobe)."""
+    """One response text answering many prompts: flagged, or all but the best dropped; a conversation takes part
+    with every assistant turn. `settings`: those of curation.template_collapse; `search`: curation.dedup's search
+    settings (method, ann_above, nprobe)."""
 
     def __init__(self, name: str = "template_collapse", search: dict | None = None, **settings):
         self.settings = TemplateCollapseConfig(**settings)
@@ -94,7 +96,8 @@ class TemplateCollapse(Step):
 
     def run(self, records: list[Record], context: StepContext) -> StepResult:
         s = self.settings
-        result = detect_template_collapse(records, context.vectors("response", records), threshold=s.threshold,
+        vectors, owners = context.turn_vectors("response", records)
+        result = detect_template_collapse(records, vectors, owners=owners, threshold=s.threshold,
                                           min_group=s.min_group, action=s.action, name=self.name, **self.search)
         context.analysis.collapse = result.notes
         return result

@@ -88,7 +88,8 @@ def read_judge_trust(run: RunFolder) -> JudgeTrust | None:
 
 def shortfalls_by_criterion(record: Record, min_scores: dict[str, bool | int] | None = None) -> dict[str, str]:
     """criterion id -> why the judged record falls short on it ({} when it passes or has no scores). A benign
-    record is held to the compliance criterion; `min_scores` None: the rubric's thresholds; {}: no filter."""
+    record is held to the compliance criterion, a conversation to the conversation criteria too; `min_scores` None:
+    the rubric's thresholds; {}: no filter."""
     rubric = default_rubric()
     min_scores = rubric.thresholds if min_scores is None else min_scores
     if not min_scores:
@@ -97,7 +98,8 @@ def shortfalls_by_criterion(record: Record, min_scores: dict[str, bool | int] | 
         phrases = rubric.shortfalls(record.scores, record.label, thresholds=min_scores, missing="pass")
         return {rubric.benign.id: phrases[0]} if phrases else {}
     return {c: phrase for c, minimum in min_scores.items()
-            for phrase in rubric.shortfalls(record.scores, record.label, thresholds={c: minimum}, missing="pass")}
+            for phrase in rubric.shortfalls(record.scores, record.label, thresholds={c: minimum}, missing="pass",
+                                            conversation=record.is_conversation)}
 
 
 def untrusted_shortfalls(record: Record, trust: JudgeTrust | None,

@@ -25,6 +25,7 @@ from psychosafe.schemas import Record, Rejected, default_rubric
 from .embed import EMBEDDINGS_DIR, CachedEmbedder
 
 FLAGGED_DIR = "flagged"  # in the run folder: flagged/<step>.jsonl
+TurnKind = Literal["prompt", "response"]  # what the user said, what the assistant said
 
 
 @dataclass
@@ -88,17 +89,47 @@ class StepContext:
             self._embedder = CachedEmbedder(self.config.embedder, self.run.path / EMBEDDINGS_DIR)
         return self._embedder
 
-    def vectors(self, kind: Literal["prompt", "response"], records: list[Record], *,
-                embedder: EmbedderConfig | None = None) -> np.ndarray:
-        """One unit vector per record's prompt or response, in record order. The embed step fills the cache; a
-        text it did not see (a step before it changed it, or it is not in the list) is embedded now. `embedder`:
-        another embedder than the run's (semantic dedup's per-language ones), cached in the same folder."""
+    def vectors(self, kind: TurnKind, records: list[Record], *, embedder: EmbedderConfig | None = None) -> np.ndarray:
+        """One unit vector per record's prompt or response, in record order; a conversation's is the mean of its
+        user turns' (or assistant turns') vectors, normalised (`pool_turns`). The embed step fills the cache; a text
+        it did not see (a step before it changed it, or it is not in the list) is embedded now. `embedder`: another
+        embedder than the run's (semantic dedup's per-language ones), cached in the same folder."""
+        vectors, owners = self.turn_vectors(kind, records, embedder=embedder)
+        return pool_turns(vectors, owners, len(records))
+
+    def turn_vectors(self, kind: TurnKind, records: list[Record], *,
+                     embedder: EmbedderConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(one unit vector per user turn, or per assistant turn, of the records; the index of the record each
+        belongs to): `turn_texts` embedded."""
         cached = self.embedder
         if embedder is not None and embedder != self.config.embedder:
             if embedder_id(embedder) not in self._others:
                 self._others[embedder_id(embedder)] = CachedEmbedder(embedder, self.run.path / EMBEDDINGS_DIR)
             cached = self._others[embedder_id(embedder)]
-        return cached.embed([getattr(r, kind) for r in records], progress=self.progress, label=f"{kind}s")[0]
+        texts, owners = turn_texts(records, kind)
+        return cached.embed(texts, progress=self.progress, label=f"{kind}s")[0], owners
+
+
+def turn_texts(records: list[Record], kind: TurnKind) -> tuple[list[str], np.ndarray]:
+    """The texts of every record's turns, in order, and the index of the record each belongs to: `prompt` the user
+    turns (a single prompt: the prompt), `response` the assistant turns (a record without a response: "", so every
+    record has a vector). Dedup, leakage and contamination compare what the user said; template collapse what the
+    assistant said, turn by turn."""
+    texts, owners = [], []
+    for k, r in enumerate(records):
+        turns = r.user_turns if kind == "prompt" else (r.assistant_turns or [""])
+        texts += turns
+        owners += [k] * len(turns)
+    return texts, np.array(owners, dtype=np.int64)
+
+
+def pool_turns(vectors: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
+    """One unit vector per record: the normalised mean of its turns' vectors (a single turn's own vector, as is)."""
+    if len(owners) == n:  # one turn each: nothing to pool
+        return vectors
+    summed = np.zeros((n, vectors.shape[1]), dtype=np.float32)
+    np.add.at(summed, owners, vectors)
+    return summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)
 
 
 class Step:

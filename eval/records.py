@@ -39,10 +39,12 @@ class EvalScores(Scores):
 
     grounding: float | None = None  # type: ignore[assignment]
     relevance: float | None = None  # type: ignore[assignment]
+    continuity: float | None = None  # type: ignore[assignment]  # a conversation criterion, 1-5
 
     @model_validator(mode="after")
     def _in_range(self) -> "EvalScores":
-        for c in default_rubric().criteria:
+        rubric = default_rubric()
+        for c in rubric.criteria + rubric.conversation:
             value = getattr(self, c.id)
             if c.kind == "scale" and value is not None and not c.min <= value <= c.max:
                 raise ValueError(f"{c.id} = {value:g} is outside its range {c.min}-{c.max}")

@@ -72,7 +72,8 @@ def critique_and_revise(records: list[Record], generator: LLMConfig, config: Cri
             # a passing answer may say nothing to improve: its scores then stand as the critique
             critique = row.get("critique") or f"meets the rubric thresholds: {row['critique_scores']}"
             current[rid] = record.model_copy(update={"critique": critique})
-            if default_rubric().meets_thresholds(json.loads(row["critique_scores"]), record.label):
+            if default_rubric().meets_thresholds(json.loads(row["critique_scores"]), record.label,
+                                                 conversation=record.is_conversation):
                 counts["met_thresholds"] += 1
             else:
                 to_revise.append(rid)

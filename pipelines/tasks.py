@@ -79,7 +79,8 @@ def _record(input: dict[str, Any]) -> Record:
     return Record.model_validate(data)
 
 
-def _earlier_turns(input: dict[str, Any]) -> list[dict[str, str]]:
+def earlier_turns_of(input: dict[str, Any]) -> list[dict[str, str]]:
+    """A row's earlier turns (record_rows writes them as JSON text) as chat dicts; [] for a single prompt."""
     return json.loads(input.get("earlier_turns") or "[]")
 
 
@@ -93,7 +94,7 @@ class PsychoSafeResponse(Task):
 
     def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
         record = _record(input)  # a conversation: the turns so far, `prompt` the one to answer
-        return [{"role": "system", "content": response_system_prompt(record)}, *_earlier_turns(input),
+        return [{"role": "system", "content": response_system_prompt(record)}, *earlier_turns_of(input),
                 {"role": "user", "content": record.prompt}]
 
     @property
@@ -176,7 +177,7 @@ class GenericRefusal(KeepsEarlierMetadata, ShapedAnswer, Task):
 
     def format_input(self, input: dict[str, Any]) -> list[dict[str, str]]:
         # a conversation's baseline refuses its last turn, with the turns before it in view
-        return [{"role": "system", "content": generic_refusal_system_prompt()}, *_earlier_turns(input),
+        return [{"role": "system", "content": generic_refusal_system_prompt()}, *earlier_turns_of(input),
                 {"role": "user", "content": input["prompt"]}]
 
     @property

@@ -131,13 +131,16 @@ class Checks(_Part):
 
 class HumanScores(_Part):
     """The annotators' answers merged: the harmful criteria (a yes/no by the review rule, a rating as the mean), and
-    for a benign prompt the compliance class (by the review rule)."""
+    for a benign prompt the compliance class (by the review rule); a conversation's criteria too."""
 
     refusal: bool | None = None
     grounding: float | None = None
     references: bool | None = None
     relevance: float | None = None
     compliance: str | None = None
+    risk_noticed: bool | None = None
+    consistency: bool | None = None
+    continuity: float | None = None
 
 
 class Review(_Part):
@@ -242,6 +245,12 @@ class Record(_Part):
         return [t.content for t in self.earlier_turns if t.role == "user"] + [self.prompt]
 
     @property
+    def assistant_turns(self) -> list[str]:
+        """What the assistant said, turn by turn; `response` last (none yet: not there)."""
+        return [t.content for t in self.earlier_turns if t.role == "assistant"] + ([self.response] if self.response
+                                                                                    else [])
+
+    @property
     def turn(self) -> int:
         """The user turn `prompt` is, counted from 1."""
         return len(self.user_turns)
@@ -282,10 +291,16 @@ def normalize_prompt(text: str) -> str:
     return text.strip(" .!?\"'")
 
 
+def normalize_turns(user_turns: Sequence[str]) -> str:
+    """What a conversation's user said, normalised turn by turn (`normalize_prompt`): the same text for the same
+    conversation, and a single prompt's own normalised text. Ids and exact dedup compare this."""
+    return "\x1e".join(normalize_prompt(t) for t in user_turns)
+
+
 def record_id(prompt: str, domain: str, earlier_user_turns: Sequence[str] = ()) -> str:
     """Stable across runs: the same prompt in the same domain always gets the same id. A conversation is named by
     all its user turns (`Record.user_turns`: the earlier ones, then the prompt)."""
-    said = "\x1e".join(normalize_prompt(t) for t in [*earlier_user_turns, prompt])
+    said = normalize_turns([*earlier_user_turns, prompt])
     return hashlib.sha256(f"{domain}\x1f{said}".encode()).hexdigest()[:16]
 
 

@@ -464,7 +464,8 @@ class CurationConfig(_Config):
     @classmethod
     def _known_criteria(cls, value: dict[str, bool | int] | None) -> dict[str, bool | int] | None:
         if value is not None:
-            only_known(value, [c.id for c in default_rubric().criteria], "criterion", "rubric.yaml")
+            rubric = default_rubric()
+            only_known(value, [c.id for c in rubric.criteria + rubric.conversation], "criterion", "rubric.yaml")
         return value
 
     @field_validator("steps")
