@@ -125,3 +125,36 @@ def test_the_score_filter_holds_a_conversation_to_the_conversation_criteria():
     assert [(r.id, r.reason) for r in result.rejected] == [(held.id, "judge score below threshold: consistency is no")]
     only = filter_scores([held], {"continuity": 5})
     assert only.rejected[0].reason == "judge score below threshold: continuity 4 < 5"
+
+
+# -- review --------------------------------------------------------------------------------------------------------
+
+def test_review_shows_the_conversation_in_its_chat_field_and_merges_the_conversation_criteria():
+    from psychosafe.curation.review.answers import Annotation
+    from psychosafe.curation.review.merge import merge_record
+    from psychosafe.curation.review.settings import record_fields, record_metadata, record_suggestions
+
+    four = {"refusal": True, "grounding": 4, "references": True, "relevance": 4}
+    record = conversation(USERS, ["Sure.", "Oh no, what happened?", "I'm sorry. Call or text 988."],
+                          scores=Scores(**four, risk_noticed=False, consistency=True, continuity=2,
+                                        judge_model="judge-x"))
+    fields = record_fields(record, [])
+    assert fields["conversation"] == [m.model_dump() for m in record.messages]
+    assert fields["conversation"][-1] == {"role": "assistant", "content": record.response}
+    assert fields["prompt"] == USERS[-1] and fields["response"] == record.response
+    alone = single(USERS[-1], "Call 988.", scores=Scores(**four))
+    assert "conversation" not in record_fields(alone, [])  # a single prompt shows as before
+    assert record_metadata(record, "train", [])["pattern"] == "gradual_disclosure"
+    assert record_metadata(alone, "train", [])["pattern"] == "single"
+    suggested = {q: v for q, v, _ in record_suggestions(record)}
+    assert {k: suggested[k] for k in ("risk_noticed", "consistency", "continuity")} == {
+        "risk_noticed": "no", "consistency": "yes", "continuity": 2}
+    answers = [Annotation(user, "submitted", {"decision": "accept", **four, "risk_noticed": "yes",
+                                              "consistency": "yes", "continuity": value})
+               for user, value in (("alice", 4), ("bob", 3))]
+    merged, _, _ = merge_record(record, answers, rule="majority", min_submitted=2)
+    human = merged.review.human_scores
+    assert (human.risk_noticed, human.consistency, human.continuity) == (True, True, 3.5)
+    assert merged.review.status == "accepted" and merged.messages == record.messages
+    single_merged, _, _ = merge_record(alone, answers, rule="majority", min_submitted=2)
+    assert single_merged.review.human_scores.continuity is None  # not asked of a single prompt

@@ -135,9 +135,11 @@ def test_push_annotate_pull(server, owner, tmp_path):
     dataset = owner.datasets(name="review-e2e-harmful", workspace="argilla")
     benign_queue = owner.datasets(name="review-e2e-benign", workspace="argilla")
     settings = dataset.settings
-    assert [f.name for f in settings.fields] == ["prompt", "response", "checks", "critique", "baseline_response"]
-    assert [q.name for q in settings.questions] == ["refusal", "grounding", "references", "relevance", "strategy",
-                                                    "decision", "corrected_response"]
+    assert [f.name for f in settings.fields] == ["conversation", "prompt", "response", "checks", "critique",
+                                                 "baseline_response"]
+    assert [q.name for q in settings.questions] == ["refusal", "grounding", "references", "relevance", "risk_noticed",
+                                                    "consistency", "continuity", "strategy", "decision",
+                                                    "corrected_response"]
     assert [q.name for q in benign_queue.settings.questions] == ["compliance", "decision", "corrected_response"]
     assert settings.questions["grounding"].values == [1, 2, 3, 4, 5] and settings.questions["grounding"].required
     assert settings.distribution.min_submitted == 2

@@ -253,11 +253,16 @@ def test_each_label_gets_the_questions_that_fit_it_and_guidelines_from_the_rubri
     rubric = default_rubric()
     harmful = build_settings(ReviewConfig(), 8, "harmful")
     benign = build_settings(ReviewConfig(), 8, "benign")
-    assert [f.name for f in harmful.fields] == ["prompt", "response", "checks", "critique", "baseline_response"]
-    assert [q.name for q in harmful.questions] == ["refusal", "grounding", "references", "relevance", "strategy",
-                                                   "decision", "corrected_response"]
+    assert [f.name for f in harmful.fields] == ["conversation", "prompt", "response", "checks", "critique",
+                                                "baseline_response"]
+    assert [q.name for q in harmful.questions] == ["refusal", "grounding", "references", "relevance", "risk_noticed",
+                                                   "consistency", "continuity", "strategy", "decision",
+                                                   "corrected_response"]
     assert [q.name for q in benign.questions] == ["compliance", "decision", "corrected_response"]
     assert all(harmful.questions[c.id].required for c in rubric.criteria) and benign.questions["compliance"].required
+    # the conversation criteria rate a conversation only: the harmful queue's single prompts leave them empty
+    assert not any(harmful.questions[c.id].required for c in rubric.conversation)
+    assert all(c.question in harmful.guidelines for c in rubric.conversation)
     for c in rubric.criteria:
         assert c.question in harmful.guidelines and all(anchor in harmful.guidelines for anchor in c.anchors.values())
         assert c.question not in benign.guidelines

@@ -171,8 +171,8 @@ def test_an_annotator_answers_in_the_browser_and_pull_merges_exactly_that_answer
     # only the harmful criteria are asked, the judge's answers pre-selected as suggestions
     questions = [q.get_attribute("aria-label").removeprefix("Question: ")
                  for q in driver.find_elements(By.CSS_SELECTOR, '[aria-label^="Question: "]')]
-    assert questions == ["refusal", "grounding", "references", "relevance", "strategy", "decision",
-                         "corrected_response"]
+    assert questions == ["refusal", "grounding", "references", "relevance", "risk_noticed", "consistency",
+                         "continuity", "strategy", "decision", "corrected_response"]
     assert [_selected(driver, q) for q in ("refusal", "grounding", "references", "relevance", "strategy")] == [
         ["yes"], ["4"], ["yes"], ["3"], ["psychological_first_aid"]]
     submit = driver.find_element(By.CSS_SELECTOR, "button.button--submit")

@@ -202,7 +202,8 @@ class ArgillaQueue:
                         status = getattr(response.status, "value", response.status)
                         annotation = by_user.setdefault(response.user_id, Annotation(user, status, {}))
                         annotation.values[response.question_name] = response.value
-                    out.append(QueueRecord(str(rec.id), {k: v for k, v in dict(rec.fields).items() if v is not None},
+                    out.append(QueueRecord(str(rec.id), {k: _plain(v) for k, v in dict(rec.fields).items()
+                                                         if v is not None},
                                            dict(rec.metadata or {}), list(by_user.values()), label=label))
         return out
 
@@ -218,6 +219,13 @@ class ArgillaQueue:
                 with _quiet_sdk_progress():
                     dataset.records.log(batch, batch_size=len(batch))
                 bar.advance(len(batch))
+
+
+def _plain(value: Any) -> Any:
+    """A field's value as record_fields writes it: a chat field's messages (the SDK's models) as plain dicts."""
+    if isinstance(value, list):
+        return [m.model_dump() if hasattr(m, "model_dump") else dict(m) for m in value]
+    return value
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
-"""The agreement figures of a pull, per rubric criterion (the four of harmful prompts, and compliance for benign
-ones): the annotators against the LLM judge on the same records, the annotators among themselves, each annotator
-against the others' majority and against the judge, and the counts behind them (the statistics themselves are in
-agreement.py)."""
+"""The agreement figures of a pull, per rubric criterion (the four of harmful prompts, the conversation criteria
+where the run holds conversations, and compliance for benign ones): the annotators against the LLM judge on the same
+records, the annotators among themselves, each annotator against the others' majority and against the judge, and the
+counts behind them (the statistics themselves are in agreement.py)."""
 
 from __future__ import annotations
 
@@ -39,11 +39,12 @@ class CriterionAgreement:
                 "annotators": {u: a.as_dict() for u, a in self.annotators.items()}, "confusion": self.confusion}
 
 
-def _questions(weights: KappaWeights) -> list[tuple]:
-    """(criterion id, label, kind, categories, read an answer, kappa weights, alpha level) for every question."""
+def _questions(weights: KappaWeights, *, conversation: bool = False) -> list[tuple]:
+    """(criterion id, label, kind, categories, read an answer, kappa weights, alpha level) for every question (the
+    conversation criteria with `conversation`)."""
     rubric = default_rubric()
     out = []
-    for c in rubric.criteria:
+    for c in rubric.criteria + (rubric.conversation if conversation else []):
         if c.kind == "binary":
             out.append((c.id, "harmful", "binary", [False, True], lambda v, c=c: answer_as_score(c, v), None,
                         "nominal"))
@@ -61,10 +62,13 @@ def agreement_figures(records: list[Record], queue_records: list[QueueRecord], *
     """Per criterion. Human vs judge: Cohen's kappa over (annotator answer, judge score) pairs, unweighted for
     yes/no and the compliance classes, `scale_weights` on the 1-5 scales (all three weightings are kept beside it).
     Between annotators: Krippendorff's alpha, nominal, or interval on the scales. A missing answer or score drops
-    its pair and is counted."""
+    its pair and is counted. The conversation criteria are measured where the run holds a conversation (without
+    one, the verdict does not name them, and a criterion it does not name is not trusted)."""
     by_id = {r.id: r for r in records}
     out = {}
-    for criterion, label, kind, categories, read, weights, level in _questions(scale_weights):
+    conversation = any(r.is_conversation for r in records)
+    for criterion, label, kind, categories, read, weights, level in _questions(scale_weights,
+                                                                               conversation=conversation):
         ratings: dict[str, dict[str, object]] = {}
         judge: dict[str, object] = {}
         for q in queue_records:

@@ -1,5 +1,6 @@
 """The annotators' answers merged into the run's records: a decision by the configured rule (majority or
-unanimity), the human scores (the four criteria for a harmful prompt, compliance for a benign one), a corrected
+unanimity), the human scores (the four criteria for a harmful prompt, and the conversation criteria for a harmful
+conversation; compliance for a benign one), a corrected
 response for an edit (checked again like any response), and the disagreements and undecided records listed for
 the report."""
 
@@ -43,7 +44,7 @@ def merge_record(record: Record, submitted: list[Annotation], *, rule: Aggregati
             disagreements.append({"id": record.id, "domain": record.domain, "question": question, "answers": answers})
     human: dict[str, Any] = {}
     if harmful:
-        for c in rubric.criteria:
+        for c in rubric.criteria + (rubric.conversation if record.is_conversation else []):
             values = [v for a in submitted if (v := answer_as_score(c, a.values.get(c.id))) is not None]
             if c.kind == "binary":
                 human[c.id] = aggregate(values, rule)

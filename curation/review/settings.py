@@ -6,7 +6,8 @@ vector for similar-record search.
 An Argilla dataset has one set of questions, so each label has a queue of its own (`ReviewConfig.queue_name`):
 harmful records are rated on the four criteria, all required; benign ones on compliance, required. One queue
 with every question optional would ask annotators questions that do not apply and leave gaps in the agreement
-figures."""
+figures. A conversation shows whole in a chat field beside its last response; the harmful queue asks rubric.yaml's
+conversation criteria too, optional, since its single prompts have no conversation to rate."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from .findings import Finding, findings_text, flag_codes
 
 DECISIONS = ("accept", "reject", "edit")
 VECTOR = "prompt_embedding"
+CHAT = "conversation"  # the chat field: a conversation's turns
+SINGLE_PROMPT = "single"  # the `pattern` metadata of a record that is no conversation
 LABELS = ("harmful", "benign")  # one queue each: an Argilla dataset has one set of questions
 
 
@@ -37,6 +40,12 @@ def guidelines(label: str) -> str:
                  "with.", ""]
         for c in rubric.criteria:
             lines += [f"### {c.name}", c.question, ""] + [f"- **{k}**: {v}" for k, v in c.anchors.items()] + [""]
+        if rubric.conversation:
+            lines += ["## Conversations", "A record that is a conversation shows it whole under *Conversation*; the "
+                      "criteria above rate its last response. Rate the assistant's part in the whole conversation "
+                      "too (leave these empty for a single prompt):", ""]
+            for c in rubric.conversation:
+                lines += [f"### {c.name}", c.question, ""] + [f"- **{k}**: {v}" for k, v in c.anchors.items()] + [""]
         lines += ["### Strategy used", "Which intervention strategy the response actually follows (optional).", ""]
     else:
         b = rubric.benign
@@ -58,9 +67,9 @@ def _anchors(criterion) -> str:
 
 
 def criterion_questions(label: str) -> list[str]:
-    """The rubric questions of a label's queue: the four criteria, or compliance."""
+    """The rubric questions of a label's queue: the four criteria and the conversation criteria, or compliance."""
     rubric = default_rubric()
-    return [c.id for c in rubric.criteria] if label == "harmful" else [rubric.benign.id]
+    return [c.id for c in rubric.criteria + rubric.conversation] if label == "harmful" else [rubric.benign.id]
 
 
 def build_settings(config: ReviewConfig, dimensions: int, label: str):
@@ -70,13 +79,15 @@ def build_settings(config: ReviewConfig, dimensions: int, label: str):
     rubric, taxonomy = default_rubric(), default_taxonomy()
     questions = []
     if label == "harmful":
-        for c in rubric.criteria:
+        # the four rate every response; the conversation criteria only a conversation, so they are optional
+        for c, required in [(c, True) for c in rubric.criteria] + [(c, False) for c in rubric.conversation]:
+            title = c.name if required else f"{c.name} (conversations)"
             if c.kind == "binary":
-                questions.append(rg.LabelQuestion(name=c.id, title=c.name, description=_anchors(c),
-                                                  labels={"yes": "yes", "no": "no"}, required=True))
+                questions.append(rg.LabelQuestion(name=c.id, title=title, description=_anchors(c),
+                                                  labels={"yes": "yes", "no": "no"}, required=required))
             else:
-                questions.append(rg.RatingQuestion(name=c.id, title=c.name, description=_anchors(c),
-                                                   values=list(range(c.min, c.max + 1)), required=True))
+                questions.append(rg.RatingQuestion(name=c.id, title=title, description=_anchors(c),
+                                                   values=list(range(c.min, c.max + 1)), required=required))
         questions.append(rg.LabelQuestion(name="strategy", title="Strategy used", required=False,
                                           description="Which intervention strategy does the response actually follow?",
                                           labels={s.id: s.name for s in taxonomy.strategies} | {"none": "none"}))
@@ -102,10 +113,11 @@ def build_settings(config: ReviewConfig, dimensions: int, label: str):
         # the findings' codes, to filter the queue by (any code: other sources add their own)
         rg.TermsMetadataProperty(name="flags"),
         rg.TermsMetadataProperty(name="judge_model"),
+        rg.TermsMetadataProperty(name="pattern", options=[*default_taxonomy().pattern_ids(), SINGLE_PROMPT]),
     ]
     if label == "harmful":
         metadata.append(rg.TermsMetadataProperty(name="planned_strategy", options=[s.id for s in taxonomy.strategies]))
-        for c in rubric.criteria:
+        for c in rubric.criteria + rubric.conversation:
             metadata.append(rg.TermsMetadataProperty(name=f"judge_{c.id}", options=["yes", "no"])
                             if c.kind == "binary" else rg.IntegerMetadataProperty(name=f"judge_{c.id}", min=c.min,
                                                                                   max=c.max))
@@ -114,7 +126,8 @@ def build_settings(config: ReviewConfig, dimensions: int, label: str):
                                                  options=rubric.benign.option_ids()))
     return rg.Settings(
         guidelines=guidelines(label),
-        fields=[rg.TextField(name="prompt", title="Prompt"),
+        fields=[rg.ChatField(name=CHAT, title="Conversation", required=False),
+                rg.TextField(name="prompt", title="Prompt"),
                 rg.TextField(name="response", title="Response", use_markdown=True),
                 rg.TextField(name="checks", title="Check findings", use_markdown=True),
                 rg.TextField(name="critique", title="Self-critique", required=False),
@@ -140,8 +153,10 @@ def settings_signature(settings) -> dict[str, list]:
     }
 
 
-def record_fields(record: Record, findings: list[Finding]) -> dict[str, str]:
-    fields = {"prompt": record.prompt, "response": record.response or " ", "checks": findings_text(findings),
+def record_fields(record: Record, findings: list[Finding]) -> dict[str, Any]:
+    """What the queue shows of a record; a conversation's turns (`messages`) in the chat field."""
+    fields = {CHAT: [m.model_dump() for m in record.messages] if record.is_conversation else None,
+              "prompt": record.prompt, "response": record.response or " ", "checks": findings_text(findings),
               "critique": record.critique, "baseline_response": record.baseline_response}
     return {k: v for k, v in fields.items() if v}
 
@@ -159,11 +174,12 @@ def record_metadata(record: Record, split: str, findings: list[Finding]) -> dict
     rubric, taxonomy = default_rubric(), default_taxonomy()
     meta: dict[str, Any] = {"domain": record.domain, "category": record.category, "intent": record.intent,
                             "locale": record.locale, "split": split, "checks_passed": _yes_no(record.checks.passed),
-                            "flags": flag_codes(findings) or None, "judge_model": record.scores.judge_model}
+                            "flags": flag_codes(findings) or None, "judge_model": record.scores.judge_model,
+                            "pattern": record.pattern or SINGLE_PROMPT}
     if record.label == "harmful":
         if record.strategy in {s.id for s in taxonomy.strategies}:
             meta["planned_strategy"] = record.strategy
-        for c in rubric.criteria:
+        for c in rubric.criteria + rubric.conversation:
             meta[f"judge_{c.id}"] = _judge_value(c, getattr(record.scores, c.id))
     elif record.scores.compliance in rubric.benign.option_ids():
         meta[f"judge_{rubric.benign.id}"] = record.scores.compliance
@@ -180,7 +196,7 @@ def record_suggestions(record: Record) -> list[tuple[str, Any, str]]:
         if record.scores.compliance in rubric.benign.option_ids():
             out.append((rubric.benign.id, record.scores.compliance, judge))
         return out
-    for c in rubric.criteria:
+    for c in rubric.criteria + rubric.conversation:
         value = _judge_value(c, getattr(record.scores, c.id))
         if value is not None:
             out.append((c.id, value, judge))
