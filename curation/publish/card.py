@@ -205,6 +205,31 @@ def _taxonomy(inputs: CardInputs) -> dict:
     }
 
 
+def _conversations(inputs: CardInputs) -> dict:
+    """How many records are conversations, of which patterns (taxonomy.yaml) and how many user turns each."""
+    taxonomy = default_taxonomy()
+    records = inputs.records()
+    conversations = [r for r in records if r.is_conversation]
+    by_pattern = Counter(r.pattern for r in conversations)
+    turns = Counter(r.turn for r in conversations)
+
+    def row(pattern: str | None, name: str, label: str, description: str) -> list:
+        rows = [r for r in conversations if r.pattern == pattern]
+        counts = sorted({r.turn for r in rows})
+        span = "–" if not counts else str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+        return [pattern or "(none)", name, label, description, by_pattern[pattern], span]
+
+    return {
+        "conversations": len(conversations), "conversation_pct": _pct(len(conversations), len(records)),
+        "conversation_turns": ", ".join(f"{n} with {k} user turns" for k, n in sorted(turns.items())),
+        "patterns_table": markdown_table(
+            ["pattern", "name", "label", "how the risk unfolds", "conversations", "user turns"],
+            [row(p.id, p.name, p.label, p.description) for p in taxonomy.patterns]
+            # the table's own cells: an imported conversation need not name its pattern
+            + ([row(None, "no pattern recorded", "", "")] if by_pattern[None] else [])),
+    }
+
+
 def _resources(inputs: CardInputs) -> dict:
     directory = default_resources()
     records = inputs.records()
@@ -355,8 +380,8 @@ def card_context(inputs: CardInputs) -> dict:
             "blocked_table": markdown_table(["reason", "records"],
                                             [[r, n] for r, n in inputs.blocked_reasons.most_common()]),
             "empty_splits": inputs.empty_splits,
-            **_structure(inputs), **_taxonomy(inputs), **_resources(inputs), **_scores(inputs), **_build(inputs),
-            **_curation(inputs), **_review(inputs), **_sources_and_limits(inputs)}
+            **_structure(inputs), **_taxonomy(inputs), **_conversations(inputs), **_resources(inputs),
+            **_scores(inputs), **_build(inputs), **_curation(inputs), **_review(inputs), **_sources_and_limits(inputs)}
 
 
 def render_card(inputs: CardInputs) -> str:
