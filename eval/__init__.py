@@ -1,10 +1,12 @@
 """Eval: prompt sets (XSTest, SORRY-Bench, curated splits, files), generation under a system prompt variant of
 psychosafe.core.prompts, the shared rubric judge, metrics, the comparison report in the paper's shape, someone
-else's verdicts and ratings imported (eval.table_import), and the judge-human agreement table."""
+else's verdicts and ratings imported (eval.table_import), the judge-human agreement table, and conversations answered
+turn by turn and scored per pattern and turn (eval.conversations)."""
 
 from .capability import require_lm_eval, run_capability
 from .compare import compare_runs
 from .config import EvalConfig, load_eval_config
+from .conversations import as_single_turn, pattern_summary, turn_passes
 from .judge_agreement import agreement_table, criterion_agreement
 from .metrics import (
     bootstrap_ci,
@@ -35,5 +37,6 @@ __all__ = [
     "rubric_summary", "string_match_class", "unpaired_comparison", "xstest_summary", "read_rating", "read_scores",
     "EVAL_FEATURES", "EvalRecord", "EvalScores", "load_eval", "save_eval", "eval_summary", "judged_records",
     "write_eval_report", "benchmark_run", "eval_folder", "generate_run", "judge_run", "import_table", "read_table",
-    "load_prompt_file", "load_prompt_set", "load_sorry_bench", "load_xstest",
+    "load_prompt_file", "load_prompt_set", "load_sorry_bench", "load_xstest", "as_single_turn", "pattern_summary",
+    "turn_passes",
 ]

@@ -23,6 +23,7 @@ from psychosafe.errors import InputError
 from psychosafe.schemas import default_rubric
 
 from .config import MissingPolicy
+from .conversations import pattern_of, pattern_order, turn_passes
 from .metrics import overall_quality, paired_comparison, unit_scores, unpaired_comparison
 from .records import COMPLIANCE_BENCHMARKS, EvalRecord
 from .report import bar_chart, eval_summary, fmt, fmt_ci, fmt_p, judged_records
@@ -77,6 +78,26 @@ def _criteria_block(pairs: Pairs, policy: MissingPolicy, resamples: int, seed: i
     return out
 
 
+def _pattern_block(pairs: Pairs, resamples: int, seed: int) -> dict:
+    """Per conversation pattern: the last answer's pass rate (eval/conversations.py) in A and in B over the prompts
+    judged in both, with the user turns each side had. With the conversations in one folder and their last turns
+    alone in the other (`eval generate --single-turn`), this is the single- against multi-turn comparison."""
+    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    turns: dict[str, tuple[set, set]] = defaultdict(lambda: (set(), set()))
+    for x, y in pairs:
+        px, py = turn_passes(x)[-1], turn_passes(y)[-1]
+        if px is None or py is None:
+            continue
+        name = pattern_of(y if y.pattern or y.is_conversation else x)
+        groups[name].append((float(px), float(py)))
+        turns[name][0].add(x.turn)
+        turns[name][1].add(y.turn)
+    return {name: {"turns_a": sorted(turns[name][0]), "turns_b": sorted(turns[name][1]),
+                   **paired_comparison([a for a, _ in groups[name]], [b for _, b in groups[name]],
+                                       resamples=resamples, seed=seed)}
+            for name in pattern_order(groups)}
+
+
 def _any_score(r: EvalRecord) -> bool:
     return any(getattr(r.scores, c.id) is not None for c in default_rubric().criteria)
 
@@ -115,6 +136,8 @@ def compare_runs(a: str | Path, b: str | Path, out: str | Path, *, resamples: in
         if missing == "paired" or _any_score(x) or _any_score(y):
             groups[x.domain or x.group].append((x, y))
     summary["per_group"] = {g: _criteria_block(p, missing, resamples, seed) for g, p in sorted(groups.items())}
+    if any(r.pattern or r.is_conversation for r in [*ra.values(), *rb.values()]):
+        summary["per_pattern"] = _pattern_block([(ra[i], rb[i]) for i in common], resamples, seed)
     benign = [(ra[i], rb[i]) for i in common if ra[i].label == "benign" and ra[i].scores.compliance
               and rb[i].scores.compliance]
     summary["benign_full_compliance"] = paired_comparison(
@@ -178,6 +201,30 @@ def _rubric_table(s: dict) -> str:
     return markdown_table(header, rows)
 
 
+def _turns(values: list[int]) -> str:
+    return ", ".join(map(str, values))
+
+
+def _pattern_section(s: dict, out: Path) -> list[str]:
+    """Single- vs multi-turn per pattern: the pass rates of A and B, and the user turns each side had."""
+    la, lb, p = s["label_a"], s["label_b"], s["per_pattern"]
+    rows = [[name, e["n"], _turns(e["turns_a"]), _turns(e["turns_b"]), fmt(e["base"], True), fmt(e["new"], True),
+             fmt(e["difference"], True), fmt_ci(e["difference_ci"], True), fmt_p(e["p_value"])]
+            for name, e in p.items()]
+    names = list(p)
+    bar_chart(out / "patterns.png", names, {la: [p[n]["base"] for n in names], lb: [p[n]["new"] for n in names]},
+              intervals={la: [p[n]["base_ci"] for n in names], lb: [p[n]["new_ci"] for n in names]},
+              title="Pass rate per pattern (the last answer meets the rubric's thresholds)", ylabel="pass rate")
+    return ["## Single- vs multi-turn per pattern", "",
+            "The pass rate of the last answer (it meets rubric.yaml's thresholds; in a conversation, the conversation "
+            "criteria too) per conversation pattern, over the prompts judged in both. When one side holds the "
+            "conversations and the other their last user turn alone (`eval generate --single-turn`), this is the "
+            "single- against multi-turn comparison of the published crisis evaluations.", "",
+            markdown_table(["pattern", "n", f"user turns ({la})", f"user turns ({lb})", f"{la} passed",
+                            f"{lb} passed", "difference", "95 % interval", "p (paired)"], rows), "",
+            "![patterns](patterns.png)", ""]
+
+
 def _write_report(s: dict, out: Path) -> None:
     rubric = default_rubric()
     la, lb = s["label_a"], s["label_b"]
@@ -219,6 +266,8 @@ def _write_report(s: dict, out: Path) -> None:
                   intervals={la: [s["per_group"][g]["overall_quality"]["base_ci"] for g in groups],
                              lb: [s["per_group"][g]["overall_quality"]["new_ci"] for g in groups]},
                   title="Overall refusal quality per domain", ylabel="overall quality (0-1)")
+    if s.get("per_pattern"):
+        md += _pattern_section(s, out)
     b = s["benign_full_compliance"]
     header = ["figure", la, lb, "difference", "relative", "95 % interval (relative)", "p (paired)"]
     md += ["## Benign prompts and rule-based checks", "", markdown_table(header, [

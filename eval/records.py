@@ -8,7 +8,7 @@ rule-based checks), is the corpus's own. The `datasets.Features` are derived fro
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import datasets
 from pydantic import Field, SerializeAsAny, field_validator, model_validator
@@ -56,8 +56,16 @@ class EvalScores(Scores):
 
 
 class EvalRecord(Record):
+    """A prompt to evaluate on, or a conversation: before generation a conversation prompt is its user turns alone
+    (two in a row, none answered yet); the model under test then answers them one by one, each answer in view of
+    its own earlier ones (eval/generate.py)."""
+
+    unanswered_user_turns: ClassVar[bool] = True
     domain: str | None = None  # type: ignore[assignment]
     scores: EvalScores = Field(default_factory=EvalScores)  # type: ignore[assignment]
+    turn_scores: list[EvalScores] = Field(default_factory=list, description=(
+        "a conversation: the judge's scores of each assistant turn, in order, each judged with the turns before it "
+        "in view (eval/conversations.py); the last is `scores`. Empty for a single prompt"))
     benchmark: str = "prompts"
     group: str = ""  # what results are broken down by: XSTest type, SORRY-Bench category, or the domain
     style: str | None = None  # SORRY-Bench prompt_style ("base", or a mutation such as "slang")

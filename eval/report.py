@@ -14,6 +14,7 @@ from psychosafe.core.runs import RunFolder
 from psychosafe.errors import InputError
 from psychosafe.schemas import default_rubric
 
+from .conversations import pattern_summary, pattern_turn_figure
 from .metrics import checks_summary, fulfillment_summary, rubric_summary, xstest_summary
 from .records import COMPLIANCE_BENCHMARKS, GENERATED, JUDGED, EvalRecord, EvalRejected, load_eval
 
@@ -104,6 +105,8 @@ def eval_summary(folder: Path) -> dict:
         corpus = [r for r in records if r.benchmark not in COMPLIANCE_BENCHMARKS]
         if corpus and judged:
             summary["rubric"] = rubric_summary(corpus, resamples=resamples)
+        if judged and any(r.pattern or r.is_conversation for r in corpus):
+            summary["patterns"] = pattern_summary(corpus)
     if "xstest" in benchmarks:
         rows = [r for r in records if r.benchmark == "xstest"]
         summary["xstest"] = {"string_match": xstest_summary(rows, by="string_match")}
@@ -150,6 +153,8 @@ def write_eval_report(folder: str | Path) -> Path:
             "with the raw output and the reason; they count in no figure below.", ""]
     if "rubric" in s:
         md += _rubric_section(s["rubric"], folder)
+    if "patterns" in s:
+        md += _patterns_section(s["patterns"], folder)
     if "checks" in s:
         c = s["checks"]
         md += ["## Rule-based checks", "", markdown_table(["check", "rate"], [
@@ -199,6 +204,27 @@ def _rubric_section(r: dict, folder: Path) -> list[str]:
         out += [f"Benign prompts (n = {r['benign']['n']}): "
                 + ", ".join(f"{k} {fmt(v, True)}" for k, v in r["benign"]["rates"].items()), ""]
     return out
+
+
+def _patterns_section(p: dict, folder: Path) -> list[str]:
+    """Pass rates per conversation pattern (single prompts apart) and per user turn."""
+    turns = sorted({int(k) for e in p.values() for k in e["per_turn"]})
+    rows = [[name, e["label"], e["n"], ", ".join(f"{k}: {n}" for k, n in e["user_turns"].items()), e["judged"],
+             fmt(e["pass_rate"], True), *[_turn_cell(e["per_turn"].get(k) or e["per_turn"].get(str(k)))
+                                          for k in turns]] for name, e in p.items()]
+    pattern_turn_figure(p, folder / "patterns.png", title="Pass rate per pattern and turn")
+    return ["## Conversations: pass rates per pattern and turn", "",
+            "A conversation was generated turn by turn, the model answering its own earlier turns. An answer passes "
+            "when it meets rubric.yaml's thresholds for its turn: helpfulness before a harmful conversation's risk "
+            "turn, the four criteria from it on, and the conversation criteria once earlier turns are in view. "
+            "*Passed* is the last answer's (the whole conversation's); `single` counts the prompts that are no "
+            "conversation.", "",
+            markdown_table(["pattern", "label", "n", "user turns", "judged", "passed", *[f"turn {k}" for k in turns]],
+                           rows), "", "![patterns](patterns.png)", ""]
+
+
+def _turn_cell(entry: dict | None) -> str:
+    return "–" if not entry else f"{fmt(entry['pass_rate'], True)} (n = {entry['n']})"
 
 
 def _xstest_section(x: dict, folder: Path) -> list[str]:

@@ -23,6 +23,7 @@ from psychosafe.core.runs import DEFAULT_RUNS_DIR, RunFolder
 from psychosafe.pipelines.judge import judge_records
 
 from .config import EvalConfig
+from .conversations import turn_views, with_turn_scores
 from .generate import generate_eval
 from .metrics import check_response
 from .records import COMPLIANCE_BENCHMARKS, GENERATED, JUDGED, EvalRecord, EvalScores, load_eval, save_eval
@@ -58,22 +59,30 @@ def judge_run(folder: RunFolder, config: EvalConfig, *, limit: int | None = None
     """The rubric judge and the rule-based checks over `folder/generated`, into `folder/judged`.
 
     Harmful prompts of a corpus set are scored on the four criteria; benign ones, and every XSTest and
-    SORRY-Bench prompt, on the compliance classes (the benchmarks ask whether the model complied).
-    `limit` judges only the first N responses per group (a quick look with a slow judge)."""
+    SORRY-Bench prompt, on the compliance classes (the benchmarks ask whether the model complied). A conversation
+    is judged whole (its last answer, on the conversation criteria too), and each earlier answer with the turns before
+    it in view (`turn_scores`, eval/conversations.py). `limit` judges only the first N responses per group (a quick
+    look with a slow judge)."""
     records = first_per_group(load_eval(folder.path / GENERATED), limit)
     start = time.perf_counter()
     checked = [check_response(r) for r in records]
     as_judged = [r.model_copy(update={"label": "benign"}) if r.benchmark in COMPLIANCE_BENCHMARKS else r
                  for r in checked]
-    result = judge_records(as_judged, config.judges, folder.path / "judge", retries=config.judge_retries,
+    # a conversation: every answer before the last too, each with the turns before it in view (one judge run)
+    views = [v for r in checked for v in turn_views(r)]
+    result = judge_records(as_judged + views, config.judges, folder.path / "judge", retries=config.judge_retries,
                            progress=progress)
     labels = {r.id: r.label for r in checked}
     scored = {r.id: r.scores for r in result.records}
     # set-aside rows stay in the dataset with empty scores, so the report can count them; they are in rejected/
-    judged = [r.model_copy(update={"scores": EvalScores.of(scored[r.id])}) if r.id in scored else r for r in checked]
+    judged = [with_turn_scores(r.model_copy(update={"scores": EvalScores.of(scored[r.id])}) if r.id in scored else r,
+                               scored) for r in checked]
+    view_ids = {v.id for v in views}
     for rej in result.rejected:
-        rej.record = rej.record.model_copy(update={"label": labels[rej.record.id]})
-    folder.write_rejected("judge", result.rejected)
+        if rej.id not in view_ids:
+            rej.record = rej.record.model_copy(update={"label": labels[rej.record.id]})
+    folder.write_rejected("judge", [r for r in result.rejected if r.id not in view_ids])
+    folder.write_rejected("judge-turns", [r for r in result.rejected if r.id in view_ids])
     save_eval(judged, folder.path / JUDGED)
     manifest = folder.manifest()
     models = manifest.get("models", {}) | {"judges": [model_id(j) for j in config.judges]}

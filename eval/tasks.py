@@ -1,7 +1,8 @@
 """Prompt sets to evaluate on: XSTest and HarmBench (package data), a local SORRY-Bench copy, a run's curated split,
 or any prompt file. Each loader returns EvalRecords with `benchmark` and `group` set; `limit` keeps the first N per
-group (per category and prompt style for SORRY-Bench) for a quick look. Bad input fails here, naming the
-file, the line and the field, before any model loads."""
+group (per category and prompt style for SORRY-Bench) for a quick look. A conversation (a run's, or a row with
+`messages`) becomes its user turns, which the model under test answers one by one. Bad input fails here, naming the
+file, the line and the field (and a conversation's turn), before any model loads."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from psychosafe.core.config import SeedSource
 from psychosafe.errors import InputError
 from psychosafe.pipelines.seeds import read_rows
-from psychosafe.schemas import Record, Source, default_taxonomy, record_id
+from psychosafe.schemas import Message, Record, Source, default_taxonomy, record_id, row_to_record
+from psychosafe.schemas.conversations import ConversationError, conversation_of_row
 
+from .conversations import as_single_turn
 from .records import EvalRecord
 
 DATA_DIR = Path(__file__).with_name("data")
@@ -124,16 +129,25 @@ def load_sorry_bench(path: str | Path, limit: int | None = None,
 
 
 def from_record(record: Record, benchmark: str) -> EvalRecord:
-    """A corpus record as an eval prompt (its response, scores and checks cleared)."""
+    """A corpus record as an eval prompt (its response, scores and checks cleared); a conversation as its user turns
+    alone: the model under test writes every answer itself."""
     data = record.model_dump(exclude={"response", "scores", "checks", "critique", "baseline_response", "resources",
-                                      "generation", "review"})
-    return EvalRecord(**data, benchmark=benchmark, group=record.domain)
+                                      "generation", "review", "messages"})
+    return EvalRecord(**data, earlier_turns=_user_turns(record.user_turns[:-1]), benchmark=benchmark,
+                      group=record.domain)
+
+
+def _user_turns(texts: list[str]) -> list[Message]:
+    return [Message(role="user", content=t) for t in texts]
 
 
 def load_prompt_file(path: str | Path, *, split: str = "validation", limit: int | None = None) -> list[EvalRecord]:
     """Prompts from a JSONL/CSV/parquet file or a saved dataset folder (a run's `curated/` takes `split`).
-    Rows need `prompt`; `label` (harmful/benign, default harmful), `domain`, `group`, `id` and `locale` are
-    optional. Full corpus records (a curated split) keep their domain, strategy and locale."""
+    Rows need `prompt`, or `messages` (a conversation: a list of {role, content} turns, or that list as JSON text;
+    its user turns are asked, its assistant turns, if any, are left for the model under test to write), with
+    `pattern` and `risk_turn` optional; `label` (harmful/benign, default harmful, or the pattern's), `domain`,
+    `group`, `id` and `locale` are optional. Full corpus records (a curated split) keep their domain, strategy and
+    locale, and a conversation its pattern and risk turn."""
     path = Path(path)
     name, rows = read_rows(SeedSource(path=str(path), split=split))
     taxonomy = default_taxonomy()
@@ -141,23 +155,38 @@ def load_prompt_file(path: str | Path, *, split: str = "validation", limit: int 
     for line, row, problem in rows:
         if problem:
             raise InputError(name, problem, line=line)
-        prompt = str(row.get("prompt") or "").strip()
+        try:
+            conversation = conversation_of_row(row, user_turns_alone=True)
+        except ConversationError as exc:
+            raise InputError(name, str(exc), line=line) from None
+        users = [t.content for t in conversation.get("messages", []) if t.role == "user"]
+        prompt = users[-1] if users else str(row.get("prompt") or "").strip()
         if not prompt:
-            raise InputError(name, "missing `prompt` (the prompt text)", line=line)
+            raise InputError(name, "missing `prompt` (the prompt text) or `messages` (a conversation)", line=line)
         if "response" in row and "scores" in row:  # a corpus record
-            records.append(from_record(Record.model_validate(row), benchmark=path.name))
+            try:
+                records.append(from_record(row_to_record(row), benchmark=path.name))
+            except ValueError as exc:
+                raise InputError(name, str(exc), line=line) from None
             continue
-        label = row.get("label") or "harmful"
+        pattern = conversation.get("pattern")
+        label = row.get("label") or (taxonomy.pattern(pattern).label if pattern else "harmful")
         if label not in ("harmful", "benign"):
             raise InputError(name, f"expected 'harmful' or 'benign', got {label!r}", where="label", line=line)
         domain = row.get("domain") or None
         if domain is not None and domain not in taxonomy.domain_ids():
             raise InputError(name, f"unknown domain {domain!r}; expected one of {taxonomy.domain_ids()} or empty",
                              where="domain", line=line)
-        records.append(EvalRecord(
-            id=str(row.get("id") or record_id(prompt, domain or "")), prompt=prompt, label=label, domain=domain,
-            locale=row.get("locale") or "en-US", benchmark=path.stem, group=str(row.get("group") or domain or label),
-            source=Source(kind="imported", dataset=str(path), original_id=str(row["id"]) if row.get("id") else None)))
+        try:
+            records.append(EvalRecord(
+                id=str(row.get("id") or record_id(prompt, domain or "", users[:-1])), prompt=prompt, label=label,
+                domain=domain, earlier_turns=_user_turns(users[:-1]), pattern=pattern,
+                risk_turn=conversation.get("risk_turn"), locale=row.get("locale") or "en-US", benchmark=path.stem,
+                group=str(row.get("group") or domain or label),
+                source=Source(kind="imported", dataset=str(path),
+                              original_id=str(row["id"]) if row.get("id") else None)))
+        except ValidationError as exc:  # a pattern of the other label
+            raise InputError(name, "; ".join(e["msg"] for e in exc.errors()), line=line) from None
     ids = Counter(r.id for r in records)
     if dup := [i for i, n in ids.items() if n > 1]:
         raise InputError(name, f"{len(dup)} duplicate prompt id(s), e.g. {dup[0]!r}; each prompt must appear once")
@@ -167,12 +196,15 @@ def load_prompt_file(path: str | Path, *, split: str = "validation", limit: int 
 
 
 def load_prompt_set(spec: str, *, split: str = "validation", limit: int | None = None,
-                    styles: list[str] | None = None) -> list[EvalRecord]:
-    """`xstest`, `harmbench`, `sorry-bench=PATH`, or a prompt file / dataset folder (see load_prompt_file)."""
+                    styles: list[str] | None = None, single_turn: bool = False) -> list[EvalRecord]:
+    """`xstest`, `harmbench`, `sorry-bench=PATH`, or a prompt file / dataset folder (see load_prompt_file).
+    `single_turn`: each conversation as its last user turn alone (eval/conversations.py), the single-turn side of a
+    single- vs multi-turn comparison."""
     if spec == "xstest":
         return load_xstest(limit)
     if spec == "harmbench":
         return load_harmbench(limit)
     if spec.startswith("sorry-bench="):
         return load_sorry_bench(spec.split("=", 1)[1], limit, styles)
-    return load_prompt_file(spec, split=split, limit=limit)
+    records = load_prompt_file(spec, split=split, limit=limit)
+    return as_single_turn(records) if single_turn else records

@@ -93,10 +93,12 @@ def split_turns(turns: Sequence[Message]) -> tuple[list[Message], str, str]:
     return list(turns[:last_user]), turns[last_user].content, answer[0].content if answer else ""
 
 
-def conversation_of_row(row: dict) -> dict:
+def conversation_of_row(row: dict, *, user_turns_alone: bool = False) -> dict:
     """The conversation an input row holds, checked: {"messages": turns, "pattern": ..., "risk_turn": ...} (those it
     has), ready for a Record; {} for a row without `messages`. A bad turn, an unknown pattern or a risk turn past the
-    conversation raises ConversationError naming it; the importer adds the file and the line."""
+    conversation raises ConversationError naming it; the importer adds the file and the line. `user_turns_alone`:
+    user turns with no answer yet may follow one another (an eval prompt, which the model under test answers turn by
+    turn), once the row holds no assistant turn at all."""
     value = row.get("messages")
     if value is None or (isinstance(value, (list, tuple)) and not value):
         return {}
@@ -111,7 +113,8 @@ def conversation_of_row(row: dict) -> dict:
                                     field="pattern")
         consecutive = taxonomy.pattern(pattern).consecutive_user_turns
         out["pattern"] = pattern
-    check_order(turns, pattern=pattern, consecutive_user_turns=consecutive)
+    unanswered = user_turns_alone and all(t.role == "user" for t in turns)
+    check_order(turns, pattern=pattern, consecutive_user_turns=consecutive or unanswered)
     risk = row.get("risk_turn")
     if risk not in (None, ""):
         users = sum(t.role == "user" for t in turns)

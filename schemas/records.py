@@ -6,7 +6,7 @@ import hashlib
 import re
 import types
 import unicodedata
-from typing import Any, Literal, Sequence, TypeVar, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, Sequence, TypeVar, Union, get_args, get_origin
 
 import datasets
 from pydantic import (
@@ -176,6 +176,8 @@ class Record(_Part):
     pattern: str | None = Field(None, description="the conversation pattern (taxonomy.yaml `patterns`); none for a "
                                                   "single prompt")
     risk_turn: int | None = Field(None, ge=1, description="the user turn, counted from 1, where the risk first shows")
+    # an eval prompt holds a conversation's user turns before the model under test answers them (eval/records.py)
+    unanswered_user_turns: ClassVar[bool] = False
 
     @field_validator("domain")
     @classmethod
@@ -221,7 +223,8 @@ class Record(_Part):
                                                           f"but the label is {self.label}")
             allowed = pattern.consecutive_user_turns
         try:
-            check_order(self.messages, pattern=self.pattern, consecutive_user_turns=allowed)
+            check_order(self.messages, pattern=self.pattern,
+                        consecutive_user_turns=allowed or self.unanswered_user_turns)
         except ConversationError as exc:
             raise PydanticCustomError("conversation", str(exc)) from None
         return self  # a risk turn past `prompt` is a conversation still being written (synthesis)

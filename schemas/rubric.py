@@ -32,13 +32,15 @@ class Criterion(_Strict):
     def _anchors_fit_kind(self) -> "Criterion":
         if self.kind == "binary":
             if set(self.anchors) != {"yes", "no"}:
-                raise ValueError(f"criterion '{self.id}': a binary criterion needs anchors 'yes' and 'no', got {sorted(self.anchors)}")
+                raise ValueError(f"criterion '{self.id}': a binary criterion needs anchors 'yes' and 'no', got "
+                                 f"{sorted(self.anchors)}")
         else:
             if self.min is None or self.max is None or self.min >= self.max:
                 raise ValueError(f"criterion '{self.id}': a scale criterion needs integers min < max")
             expected = {str(v) for v in range(self.min, self.max + 1)}
             if set(self.anchors) != expected:
-                raise ValueError(f"criterion '{self.id}': anchors must be exactly {sorted(expected)}, got {sorted(self.anchors)}")
+                raise ValueError(f"criterion '{self.id}': anchors must be exactly {sorted(expected)}, got "
+                                 f"{sorted(self.anchors)}")
         return self
 
     def scale_to_unit(self, value: bool | float) -> float:
@@ -103,7 +105,8 @@ class Rubric(_Strict):
             if key not in ids:
                 raise ValueError(f"thresholds.{key}: not a criterion id ({ids})")
             c = self.criterion(key)
-            if c.kind == "scale" and not (isinstance(value, int) and not isinstance(value, bool) and c.min <= value <= c.max):
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if c.kind == "scale" and not (whole and c.min <= value <= c.max):
                 raise ValueError(f"thresholds.{key}: expected an integer from {c.min} to {c.max}, got {value!r}")
             if c.kind == "binary" and not isinstance(value, bool):
                 raise ValueError(f"thresholds.{key}: expected true or false, got {value!r}")

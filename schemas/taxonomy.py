@@ -144,7 +144,8 @@ class Taxonomy(_Strict):
                     raise ValueError(f"{where}.strategies: '{s.id}' is not one of the strategies {sorted(strategies)}")
                 for intent in s.intents:
                     if intent not in d.intents:
-                        raise ValueError(f"{where}.strategies ({s.id}): intent '{intent}' is not in the domain's intents")
+                        raise ValueError(f"{where}.strategies ({s.id}): intent '{intent}' is not in the domain's "
+                                         "intents")
             uncovered = [x for x in d.intents if not any(x in s.intents for s in d.strategies)]
             if uncovered:
                 raise ValueError(f"{where}: no strategy covers the intent(s) {uncovered}")

@@ -47,18 +47,22 @@ def _done(folder) -> None:
 
 
 @app.command()
-def generate(prompts: str = typer.Option(..., "--prompts", help="xstest, sorry-bench=PATH, a JSONL/CSV/parquet file, "
-                                                                "or a saved dataset such as RUN/curated"),
+def generate(prompts: str = typer.Option(..., "--prompts", help="xstest, sorry-bench=PATH, a JSONL/CSV/parquet file "
+                                                                "(`prompt`, or `messages` for a conversation), or a "
+                                                                "saved dataset such as RUN/curated"),
              split: str = typer.Option("validation", "--split", help="split of a saved DatasetDict"),
              config: Optional[Path] = ConfigOpt, run_dir: Optional[Path] = RunDirOpt, name: Optional[str] = NameOpt,
              variant: Optional[str] = VariantOpt, adapter: Optional[Path] = AdapterOpt,
              backend: Optional[str] = BackendOpt, model: Optional[str] = ModelOpt,
-             base_url: Optional[str] = BaseUrlOpt, limit: Optional[int] = LimitOpt) -> None:
-    """Responses for a prompt set, written as a dataset in RUN/eval/<name>/generated."""
+             base_url: Optional[str] = BaseUrlOpt, limit: Optional[int] = LimitOpt,
+             single_turn: bool = typer.Option(False, "--single-turn", help="each conversation as its last user turn "
+                                              "alone: the single-turn side of `eval compare` per pattern")) -> None:
+    """Responses for a prompt set, written as a dataset in RUN/eval/<name>/generated. A conversation (a run's, or a
+    row with `messages`) is answered turn by turn, the model answering its own earlier turns."""
     from psychosafe.eval import generate_run, load_prompt_set
 
     cfg = _config(config, variant=variant, backend=backend, model=model, base_url=base_url)
-    records = load_prompt_set(prompts, split=split, limit=limit)
+    records = load_prompt_set(prompts, split=split, limit=limit, single_turn=single_turn)
     _done(generate_run(records, cfg, _folder(run_dir, name, records[0].benchmark, cfg, adapter), adapter=adapter))
 
 
