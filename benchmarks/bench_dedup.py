@@ -5,6 +5,11 @@ chosen from n: similarity.ivf_lists). Times are wall seconds and CPU seconds (al
 machine's load average is recorded before and after, since the cores are shared.
 
     python benchmarks/bench_dedup.py [--sizes 10000 100000 300000 1000000] [--nprobe auto] [--reuse]
+    python benchmarks/bench_dedup.py --sizes 1000000 --band 0.59 --out benchmarks/results/dedup_band.json
+    python benchmarks/bench_dedup.py --embed 6000     # the embedding pool: benchmarks/results/dedup_embed.json
+
+`--band LOW` searches as the semantic-dedup step does: every pair at or above the threshold, and each vector's
+nearest partners in the review band [LOW, threshold) (BAND_SEARCH_FACTOR x band_neighbours of them).
 
 The vectors mimic a prompt corpus: topics (same-topic cosine about 0.5, like the hard negatives measured by
 bench_threshold.py) and 1 % planted near-duplicates at cosine 0.80-0.97 around the threshold. Each run
@@ -28,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from psychosafe.core.config import SemanticDedupConfig
+from psychosafe.curation.dedup import BAND_SEARCH_FACTOR
 
 HERE = Path(__file__).resolve().parent
 DIM = 384
@@ -72,7 +78,7 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(n: int, method: str, nprobe: int | str, out: Path) -> None:
+def run_one(n: int, method: str, nprobe: int | str, out: Path, band: float | None = None) -> None:
     """One measurement in this process; pairs saved as .npy for the parent to compare."""
     from psychosafe.curation.dedup import resolve_duplicates
     from psychosafe.curation.similarity import Pairs, ivf_lists, similar_pairs
@@ -95,7 +101,11 @@ def run_one(n: int, method: str, nprobe: int | str, out: Path) -> None:
         pairs = Pairs(*(np.concatenate(parts) for parts in zip(*found)))
         np.save(out / f"rows_{n}.npy", rows)
     else:
-        pairs = similar_pairs(vectors, THRESHOLD, method=method, nprobe=nprobe)
+        pairs = similar_pairs(vectors, THRESHOLD, method=method, nprobe=nprobe, band=None if band is None else (
+            band, BAND_SEARCH_FACTOR * SemanticDedupConfig().band_neighbours))
+        if band is not None:  # the merges are what recall is about: the band's partners are only asked about
+            result["band_pairs"] = int((pairs.similarity < THRESHOLD).sum())
+            pairs = pairs.keep(pairs.similarity >= THRESHOLD)
     result["search_seconds"] = round(time.perf_counter() - t, 3)
     result["search_cpu_seconds"] = round(time.process_time() - cpu, 3)  # all threads: steadier on a shared machine
     t = time.perf_counter()
@@ -109,14 +119,15 @@ def run_one(n: int, method: str, nprobe: int | str, out: Path) -> None:
     print(json.dumps(result))
 
 
-def child(n: int, method: str, nprobe: int | str, out: Path, reuse: bool = False) -> dict:
+def child(n: int, method: str, nprobe: int | str, out: Path, reuse: bool = False, band: float | None = None) -> dict:
     saved = out / f"result_{n}_{method}.json"
     if reuse and saved.is_file() and json.loads(saved.read_text()).get("nprobe") in (None, nprobe):
         result = json.loads(saved.read_text()) | {"reused": True}  # measured by an earlier run of this script
         print(json.dumps(result), flush=True)
         return result
     proc = subprocess.run([sys.executable, __file__, "--child", str(n), method, "--nprobe", str(nprobe),
-                           "--scratch", str(out)], capture_output=True, text=True)
+                           "--scratch", str(out), *(["--band", str(band)] if band is not None else [])],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -175,6 +186,8 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/psychosafe-bench-dedup"))
     parser.add_argument("--child", nargs=2, metavar=("N", "METHOD"))
     parser.add_argument("--reuse", action="store_true", help="reuse runs already measured in --scratch (same nprobe)")
+    parser.add_argument("--band", type=float, metavar="LOW",
+                        help="search as the dedup step does, with each vector's nearest partners in [LOW, threshold)")
     parser.add_argument("--embed", type=int, metavar="TEXTS",
                         help="instead: the embedding step with 1 and 2 processes on this many texts")
     args = parser.parse_args()
@@ -183,7 +196,7 @@ def main() -> None:
         return
     args.scratch.mkdir(parents=True, exist_ok=True)
     if args.child:
-        run_one(int(args.child[0]), args.child[1], args.nprobe, args.scratch)
+        run_one(int(args.child[0]), args.child[1], args.nprobe, args.scratch, args.band)
         return
     import faiss  # only for its version, recorded with the results
 
@@ -191,7 +204,7 @@ def main() -> None:
     runs = []
     for n in args.sizes:
         entry = {"n": n}
-        entry["ivf"] = child(n, "ivf", args.nprobe, args.scratch, args.reuse)
+        entry["ivf"] = child(n, "ivf", args.nprobe, args.scratch, args.reuse, args.band)
         if n <= args.exact_up_to:
             entry["exact"] = child(n, "exact", args.nprobe, args.scratch, args.reuse)
         else:
@@ -226,7 +239,8 @@ def main() -> None:
     growth = [{"from": a[0], "to": b[0], "time_ratio": round(b[1] / a[1], 2), "n_ratio": b[0] / a[0],
                "exponent": round(float(np.log(b[1] / a[1]) / np.log(b[0] / a[0])), 2)}
               for a, b in zip(ivf_times, ivf_times[1:])]
-    result = {"threshold": THRESHOLD, "dim": DIM, "nprobe": args.nprobe, "faiss_version": faiss.__version__,
+    result = {"threshold": THRESHOLD, "band_from": args.band, "dim": DIM, "nprobe": args.nprobe,
+              "faiss_version": faiss.__version__,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
               "load_average_before": [round(x, 2) for x in load_before],
               "load_average_after": [round(x, 2) for x in os.getloadavg()],

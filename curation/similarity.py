@@ -95,7 +95,10 @@ def pairs_exact(vectors: np.ndarray, threshold: float, *, band: tuple[float, int
 def _top_in_band(sims: np.ndarray, rows: np.ndarray, cols: np.ndarray, threshold: float, low: float,
                  k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each row's (at most) k most similar columns with a similarity in [low, threshold): (row, column, sim)."""
-    inside = np.where((sims >= low) & (sims < threshold), sims, -np.inf)
+    mask = (sims >= low) & (sims < threshold)
+    some = np.flatnonzero(mask.any(axis=1))  # only rows with a partner in the band are ranked
+    rows, sims, mask = rows[some], sims[some], mask[some]
+    inside = np.where(mask, sims, -np.inf)
     k = min(k, inside.shape[1])
     top = np.argpartition(-inside, k - 1, axis=1)[:, :k] if k < inside.shape[1] else \
         np.tile(np.arange(inside.shape[1]), (len(inside), 1))
@@ -169,8 +172,7 @@ def pairs_ivf(vectors: np.ndarray, threshold: float, *, band: tuple[float, int] 
                 found_i.append(qq[r])
                 found_j.append(m[c])
                 found_s.append(sims[r, c])
-                if band:
-                    sims[qq[:, None] == m[None, :]] = -1.0  # not a vector's own partner
+                if band:  # a vector meets itself here at cosine 1, above any threshold below 1: never in the band
                     i, j, s = _top_in_band(sims, np.arange(len(qq)), m, threshold, *band)
                     _merge_top(best_s, best_j, qq, i, j, s)
             bar.advance()
