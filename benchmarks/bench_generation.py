@@ -45,11 +45,11 @@ def load_average() -> list[float]:
 
 def benchmark_rows(n: int, seed: int = 0) -> list[dict]:
     """n pipeline rows (prompts from the builtin seeds, all domains, strategies planned) as the rebuild makes them."""
+    from psychosafe.app.rebuild import plan_strategies
     from psychosafe.core.config import SeedSource
     from psychosafe.curation import balance_domains
     from psychosafe.pipelines import import_seeds
     from psychosafe.pipelines.tasks import record_rows
-    from psychosafe.app.rebuild import plan_strategies
     from psychosafe.schemas import default_taxonomy
 
     records = import_seeds([SeedSource()]).records

@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS / "generation_vllm.json")
     args = parser.parse_args(argv)
 
-    from psychosafe.core.backends import build_llm
     from psychosafe.app.serve import vllm as server
+    from psychosafe.core.backends import build_llm
     from psychosafe.core.backends.embedded import SMOLLM2_NAME, ensure_smollm2
     from psychosafe.core.config import LLMConfig
 

@@ -57,3 +57,14 @@ def test_real_services_of_another_locale_are_flagged_not_blocked_unless_configur
     assert check_record(uk, other_locale="block").checks.unverified_contacts == ["116 123"]
     assert contact_table([check_record(r) for r in (uk, fake, uk)]) == [
         ["116 123", "other_locale", 2], ["988", "verified", 2], ["1-800-555-0199", "unknown", 1]]
+
+
+def test_a_number_ends_where_its_sentence_does():
+    # a dot before a space ends the number: an invented one followed by a sentence with digits is still found
+    assert outcomes("Call the hotline at 1-800-555-0199. 2 things help: rest and water.") == [
+        ("1-800-555-0199", "unknown", None, None)]
+    assert extract_contacts("or 1-800-662-4357. The war lasted 1914-1918.") == [("phone", "1-800-662-4357")]
+    assert extract_contacts("Call 1.800.662.4357 today") == [("phone", "1.800.662.4357")]
+    # the trunk prefix in brackets after a country code belongs to the number
+    assert outcomes("Call +44 (0)808 802 4040.", "en-GB", "violence") == [
+        ("+44 (0)808 802 4040", "verified", "gb_respect_phoneline", None)]

@@ -9,14 +9,14 @@ import io
 import datasets
 import pandas as pd
 import pytest
+from hub_stub import HubStub
 from huggingface_hub import constants
+from test_publish import default_records, write_run
 from typer.testing import CliRunner
 
-from hub_stub import HubStub
 from psychosafe.cli import app
 from psychosafe.curation.publish import PublishConfig, publish_run
 from psychosafe.errors import PsychosafeError
-from test_publish import default_records, write_run
 
 TOKEN = "hf_stubtoken_0123456789"
 

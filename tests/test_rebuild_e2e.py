@@ -10,9 +10,9 @@ import json
 import datasets
 import pytest
 
+from psychosafe.app.rebuild import rebuild
 from psychosafe.core.config import load_rebuild_config
 from psychosafe.core.text import refusal_markers
-from psychosafe.app.rebuild import rebuild
 from psychosafe.schemas import RECORD_FEATURES, default_taxonomy
 
 pytestmark = pytest.mark.slow

@@ -489,7 +489,8 @@ class SynthesisConfig(_Config):
     seeds_only: bool = Field(False, description="write no prompt at all: the seeds are the prompts, and a quota they "
                                                 "cannot fill stays short (repairing an imported corpus)")
     prompts_per_cell: int = Field(2, gt=0, description="N distinct prompts per cell (domain x category x intent x "
-                                                       "persona); raised when the target needs more than the cells hold")
+                                                       "persona); raised when the target needs more than the cells "
+                                                       "hold")
     oversample: float = Field(1.3, ge=1, description="extra requests to cover prompts set aside (invalid, duplicate)")
     multi_domain_fraction: float = Field(0.15, ge=0, le=1, description="share of harmful cells that also touch a "
                                                                        "lower-risk domain")
@@ -511,7 +512,8 @@ class CritiqueConfig(_Config):
     max_rounds: int = Field(2, ge=0, description="critique + revise rounds at most; 0 skips self-critique")
     max_new_tokens: int = Field(160, gt=0, description="for the critique's JSON answer")
     on_unparsed: Literal["keep", "reject"] = Field(
-        "keep", description="a critique that never parses: keep the unrevised response (counted), or set the record aside")
+        "keep", description="a critique that never parses: keep the unrevised response (counted), or set the record "
+                            "aside")
 
 
 class ConversationConfig(_Config):

@@ -30,7 +30,8 @@ class Executor:
     llm_gpus: int | None = None
 
 
-_CURRENT: ContextVar[Executor] = ContextVar("psychosafe_executor", default=Executor())
+# Executor is a frozen dataclass: the shared default cannot be changed in place
+_CURRENT: ContextVar[Executor] = ContextVar("psychosafe_executor", default=Executor())  # noqa: B039
 
 
 def current_executor() -> Executor:

@@ -26,8 +26,14 @@ def progress_bar(label: str, total: int | None, *, show: bool = True, completed:
                  transient: bool = False) -> Iterator[ProgressBar]:
     """A bar with the label, the count done of `total`, elapsed and remaining time. `show=False` draws nothing
     (tests, library calls); `transient` removes it when done (short inner work such as one search)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                   disable=not show, transient=transient) as progress:

