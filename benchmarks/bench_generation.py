@@ -113,7 +113,10 @@ def run_pipeline(rows: list[dict], llm, batch_size: int, out_dir: Path, *, step_
 
     shutil.rmtree(out_dir, ignore_errors=True)
     t0 = time.time()
-    done = run_persisted(rows, lambda load: load >> PsychoSafeResponse(name=step_name, llm=llm, input_batch_size=batch_size),
+    def connect(load):
+        return load >> PsychoSafeResponse(name=step_name, llm=llm, input_batch_size=batch_size)
+
+    done = run_persisted(rows, connect,
                          out_dir, name="bench-generation", batch_size=batch_size, progress=False)
     wall_s = time.time() - t0
     # Each batch file is written when its batch leaves the LLM step: their times give the steady state.

@@ -28,7 +28,8 @@ sys.path.insert(0, str(HERE))
 from bench_generation import RESULTS, benchmark_rows, chats, load_average, machine, rates, run_pipeline, run_raw  # noqa: E402
 
 
-def run_server_direct(base_url: str, model: str, messages: list[list[dict]], batch_size: int, max_new_tokens: int) -> dict:
+def run_server_direct(base_url: str, model: str, messages: list[list[dict]], batch_size: int,
+                      max_new_tokens: int) -> dict:
     """The server's own speed: each batch's requests at once, the next batch when all came back."""
     from openai import AsyncOpenAI
 

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     from psychosafe.schemas import Record
 
     rows = benchmark_rows(args.prompts)
-    records = [Record.model_validate({k: v for k, v in row.items() if v is not None} | {"category": "bench", "intent": "bench"})
+    bench = {"category": "bench", "intent": "bench"}
+    records = [Record.model_validate({k: v for k, v in row.items() if v is not None} | bench)
                for row in rows]
     config = LLMConfig(backend="embedded", max_new_tokens=args.max_new_tokens, temperature=0.7, seed=11,
                        batch_size=args.batch_size)

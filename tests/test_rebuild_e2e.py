@@ -50,7 +50,8 @@ def test_run_folder_has_every_part_and_stage(run):
                  "rejected/synthesis.jsonl", "rejected/balance.jsonl"):
         assert (run.path / part).exists(), part
     manifest = json.loads((run.path / "manifest.json").read_text())
-    assert manifest["models"] == {"generator": "embedded/SmolLM2-135M-Instruct", "embedder": "embedded/all-MiniLM-L6-v2",
+    assert manifest["models"] == {"generator": "embedded/SmolLM2-135M-Instruct",
+                                  "embedder": "embedded/all-MiniLM-L6-v2",
                                   "judges": ["embedded/SmolLM2-135M-Instruct"]}
     stages = manifest["stages"]
     assert stages["balance"]["counts"]["kept"] == 5  # the seeds' half of the target
@@ -78,12 +79,14 @@ def test_records_have_response_baseline_critique_rounds_and_judge_fields(run):
         assert (r["strategy"] is not None) == (r["label"] == "harmful")
         assert r["source"]["kind"] in ("seed", "synthetic") and r["source"]["license"] == "Apache-2.0"
     synthetic = [r for r in rows if r["source"]["kind"] == "synthetic"]
-    assert synthetic and all(r["source"]["dataset"] == "psychosafe/synthesis" and r["source"]["original_id"] for r in synthetic)
+    assert synthetic and all(r["source"]["dataset"] == "psychosafe/synthesis" and r["source"]["original_id"]
+                             for r in synthetic)
     assert {r["label"] for r in synthetic} == {"harmful", "benign"}
     # harmful and benign from all five domains (seeds and synthesized together), less what synthesis could not write
     manifest = json.loads((run.path / "manifest.json").read_text())
     short = {tuple(group.split("/")) for group in manifest["stages"]["synthesis"]["counts"]["shortfall"]}
-    assert {(r["domain"], r["label"]) for r in rows} == {(d, label) for d in DOMAINS for label in ("harmful", "benign")} - short
+    every_cell = {(d, label) for d in DOMAINS for label in ("harmful", "benign")}
+    assert {(r["domain"], r["label"]) for r in rows} == every_cell - short
 
 
 def test_unparseable_critiques_and_judgements_are_counted_not_crashed(run):

@@ -38,7 +38,8 @@ def test_taxonomy_has_the_papers_domains_with_categories_and_strategies():
     assert t.domain_ids() == DOMAINS
     for d in t.domains:
         assert len(d.categories) >= 4
-    assert {s.id for s in t.domain("suicide_self_harm").strategies} == {"psychological_first_aid", "safety_planning", "algee", "qpr"}
+    assert {s.id for s in t.domain("suicide_self_harm").strategies} == {"psychological_first_aid", "safety_planning",
+                                                                        "algee", "qpr"}
     assert {s.id for s in t.domain("weapon").strategies} == {"green_dot", "motivational_interviewing"}
     assert t.highest_risk(["weapon", "suicide_self_harm"]) == "suicide_self_harm"
 
@@ -74,7 +75,8 @@ def test_resources_api_the_prompts_and_checks_use():
 
 
 def test_unknown_strategy_in_a_domain_names_file_and_entry(tmp_path):
-    path = _edited(TAXONOMY_FILE, tmp_path, lambda d: d["domains"][2]["strategies"].append({"id": "hugs", "intents": ["distress"]}))
+    hugs = {"id": "hugs", "intents": ["distress"]}
+    path = _edited(TAXONOMY_FILE, tmp_path, lambda d: d["domains"][2]["strategies"].append(hugs))
     with pytest.raises(InputError) as err:
         load_taxonomy(path)
     msg = str(err.value)
@@ -82,7 +84,8 @@ def test_unknown_strategy_in_a_domain_names_file_and_entry(tmp_path):
 
 
 def test_too_few_categories_is_named(tmp_path):
-    path = _edited(TAXONOMY_FILE, tmp_path, lambda d: d["domains"][1].update(categories=d["domains"][1]["categories"][:2]))
+    path = _edited(TAXONOMY_FILE, tmp_path,
+                   lambda d: d["domains"][1].update(categories=d["domains"][1]["categories"][:2]))
     with pytest.raises(InputError, match=re.escape("domains[1] (substance).categories")):
         load_taxonomy(path)
 
@@ -108,9 +111,11 @@ def test_rubric_scale_anchors_must_cover_the_scale(tmp_path):
 
 def test_resource_with_unknown_domain_or_fake_url(tmp_path):
     path = _edited(RESOURCES_FILE, tmp_path, lambda d: d["resources"][0].update(domains=["gambling"]))
-    with pytest.raises(InputError, match=re.escape("resources[0] (us_988_lifeline).domains: unknown domain(s) ['gambling']")):
+    expected = "resources[0] (us_988_lifeline).domains: unknown domain(s) ['gambling']"
+    with pytest.raises(InputError, match=re.escape(expected)):
         load_resources(path)
-    path = _edited(RESOURCES_FILE, tmp_path, lambda d: d["resources"][3]["contacts"].append({"kind": "url", "value": "poison.org"}))
+    bare = {"kind": "url", "value": "poison.org"}
+    path = _edited(RESOURCES_FILE, tmp_path, lambda d: d["resources"][3]["contacts"].append(bare))
     with pytest.raises(InputError, match="must start with https://"):
         load_resources(path)
 
