@@ -28,7 +28,8 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 # call/text/dial/ring/contact.
 # Between digits: a space (not a line break), a hyphen, or a dot followed by a digit (1.800.662.4357). A dot before a
 # space ends a sentence, so "call 1-800-662-4357. 1914 was..." stops at the number instead of swallowing the year.
-_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?\d(?:[\d\-]|[^\S\n]|\.(?=\d)){4,}\d(?![\w])")
+_PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?"
+                    r"\d(?:[\d\-]|[^\S\n]|\.(?=\d)){4,}\d(?![\w])")
 # Year ranges and dates ("1914-1918", "2017-06-30", "30/06/2017") are not phone numbers.
 _NOT_PHONE = re.compile(r"(1[5-9]|20)\d\d\s*[-–/]\s*((1[5-9]|20)\d\d|\d\d)"
                         r"|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
