@@ -20,7 +20,8 @@ from psychosafe.core.backends import embedder_id, model_id
 from psychosafe.core.config import DEFAULT_STEPS, RebuildConfig, SeedSource
 from psychosafe.core.io import write_json_atomic
 from psychosafe.core.runs import RunFolder
-from psychosafe.schemas import Record, Rejected, default_taxonomy, features_of, records_to_dataset
+from psychosafe.errors import InputError
+from psychosafe.schemas import Record, Rejected, dataset_to_records, default_taxonomy, features_of, records_to_dataset
 
 from .audit_report import write_audit_report
 from .checks import contact_table
@@ -69,6 +70,31 @@ class AuditRecord(Record):
 
 
 AUDIT_FEATURES = features_of(AuditRecord)
+
+
+def audit_records_path(path: str | Path) -> Path | None:
+    """Where an audit's records are: `path` is the audit folder itself or a run folder the audit wrote into; None
+    when neither holds them."""
+    path = Path(path)
+    for folder in (path, path / AUDIT_DIR):
+        if (folder / "records" / "dataset_info.json").is_file():
+            return folder / "records"
+    return None
+
+
+def load_audit(path: str | Path) -> list[AuditRecord]:
+    """The audited records with their flags, from an audit folder (`RUN/audit`) or the run folder holding it."""
+    import datasets
+
+    where = audit_records_path(path)
+    if where is None:
+        raise InputError(path, f"no audit records here: expected an audit folder with records/ (RUN/{AUDIT_DIR}, "
+                               f"written by `psychosafe audit`) or a run folder holding {AUDIT_DIR}/records")
+    try:
+        return dataset_to_records(datasets.load_from_disk(str(where)), AuditRecord)
+    except ValueError as exc:
+        raise InputError(where, f"a row is not an audited record ({exc}); expected the rows `psychosafe audit` "
+                                "writes (the record schema and `flags`)") from None
 
 
 def audit_steps(config: RebuildConfig, *, judge: bool) -> list[Step]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from psychosafe.core.config import CONFIGS_DIR, EmbedderConfig, load_config
 
@@ -24,6 +24,15 @@ class SelectionConfig(_Config):
                                        description="records any of these rules picks are pushed")
     sample_per_domain: int = Field(20, gt=0)
     seed: int = 42
+    flags: list[str] = Field(default_factory=list, description=(
+        "the `flagged` rule picks only records with one of these flag codes or groups (label_suspect, contact, "
+        "duplicate; selection.FLAG_GROUPS); empty: any flag"))
+
+    @model_validator(mode="after")
+    def _flags_need_the_flagged_rule(self):
+        if self.flags and "flagged" not in self.rules:
+            raise ValueError(f"flags {self.flags} narrow the `flagged` rule: add flagged to rules (now {self.rules})")
+        return self
 
 
 class TrustConfig(_Config):

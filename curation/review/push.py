@@ -1,7 +1,8 @@
 """`review push`: the records the selection picks go into the queues, harmful and benign each into its own. An
 Argilla record's id is our record id, so pushing twice makes no duplicates and pushing a newer run updates only
 what changed, leaving annotations alone. Once a pull has judged the judge (review/judge_trust.json), the records
-it holds back on a criterion it is not trusted on are queued whatever the selection says."""
+it holds back on a criterion it is not trusted on are queued whatever the selection says. A run folder `psychosafe
+audit` wrote into is pushed with the audit's flags beside each response (selection.run_flags)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,22 @@ from psychosafe.core.runs import RunFolder
 from ..scores import read_judge_trust, untrusted_shortfalls
 from .client import ArgillaQueue
 from .config import ReviewConfig
-from .findings import Flags, record_findings
-from .selection import load_run_records, select_records
+from .findings import Flags
+from .selection import findings_with, load_run_records, run_flags, select_records
 from .settings import LABELS, build_settings, record_fields, record_metadata
 
 
 def push_review(run: RunFolder, config: ReviewConfig, *, progress: bool = True, flags: Flags | None = None) -> dict:
     """Push the records the selection picks; new ones are created, changed ones updated (their annotations
-    stay), unchanged ones are left alone. `flags`: record id -> findings from another source (the audit), shown
-    beside the response with the checks' own and queued by the `flagged` rule. Writes review/push.json."""
+    stay), unchanged ones are left alone. `flags`: record id -> findings from another source (an audit folder),
+    added to those of the audit written into the run folder, if any; shown beside the response with the checks' own
+    and queued by the `flagged` rule (narrowed by select.flags). Writes review/push.json."""
     t = time.perf_counter()
     splits = load_run_records(run)  # bad input fails before the server or any model is touched
     trust = read_judge_trust(run)
     rows = [(r, split) for split, records in splits.items() for r in records]
-    findings = {r.id: record_findings(r, (flags or {}).get(r.id, ())) for r, _ in rows}
+    extra = run_flags(run, flags)
+    findings = {r.id: findings_with(r, extra.get(r.id, ())) for r, _ in rows}
     chosen_ids = {r.id for r in select_records([r for r, _ in rows], config.select, findings=findings, trust=trust)}
     chosen = [(r, s) for r, s in rows if r.id in chosen_ids]
     queue = ArgillaQueue(config)
@@ -64,6 +67,7 @@ def push_review(run: RunFolder, config: ReviewConfig, *, progress: bool = True, 
         "selection": config.select.model_dump(), "min_submitted": config.min_submitted,
         "embedder": embedder_id(config.embedder),
         "counts": {"in_run": len(rows), "selected": len(chosen), "created": created, "updated": updated,
+                   "with_audit_flags": sum(1 for r, _ in rows if extra.get(r.id)),
                    "updated_with_annotations": updated_annotated, "unchanged": unchanged,
                    "untrusted_judge": sum(1 for r, _ in rows if untrusted_shortfalls(r, trust)),
                    **{label: sum(1 for r, _ in chosen if r.label == label) for label in LABELS}},

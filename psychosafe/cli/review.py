@@ -30,15 +30,24 @@ def push(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, da
          workspace: Optional[str] = WorkspaceOpt, min_submitted: Optional[int] = MinSubmittedOpt,
          select: Optional[str] = typer.Option(None, help="comma-separated rules: all, low_scores, flagged, sample"),
          sample_per_domain: Optional[int] = typer.Option(None,
-                                                         help="records per domain for the `sample` rule")) -> None:
-    """Push a run's records (all, or those the selection picks) into the review queue."""
+                                                         help="records per domain for the `sample` rule"),
+         flags: Optional[str] = typer.Option(None, help="comma-separated flag codes or groups (label_suspect, "
+                                                        "contact, duplicate) the `flagged` rule picks; alone, it "
+                                                        "implies --select flagged"),
+         audit: Optional[Path] = typer.Option(None, "--audit", help="also show and queue the flags of this audit "
+                                                                    "(RUN/audit, or its run folder); the run's own "
+                                                                    "audit/ is always read")) -> None:
+    """Push a run's records (all, or those the selection picks) into the review queue. A run `psychosafe audit`
+    wrote into is pushed with its flags: `--select flagged --flags label_suspect,other_locale_contact`."""
     from psychosafe.core.runs import RunFolder
     from psychosafe.curation.review import load_review_config, push_review
+    from psychosafe.curation.review.selection import audit_flags
 
+    rules = select.split(",") if select else (["flagged"] if flags else None)
     cfg = load_review_config(config, dataset=dataset, workspace=workspace, min_submitted=min_submitted,
-                             **{"select.rules": select.split(",") if select else None,
-                                "select.sample_per_domain": sample_per_domain})
-    result = push_review(RunFolder(run_dir), cfg)
+                             **{"select.rules": rules, "select.sample_per_domain": sample_per_domain,
+                                "select.flags": flags.split(",") if flags else None})
+    result = push_review(RunFolder(run_dir), cfg, flags=audit_flags(audit) if audit else None)
     counts = result["counts"]
     queues = ", ".join(f"{q['name']} ({counts[label]})" for label, q in result["queues"].items()) or "no queue"
     console.print(f"[green]pushed[/green] {counts['selected']} of {counts['in_run']} records to "
@@ -47,6 +56,8 @@ def push(run_dir: Path = RunDirOpt, config: Optional[Path] = ReviewConfigOpt, da
     if counts["untrusted_judge"]:
         console.print(f"{counts['untrusted_judge']} record(s) the judge holds back on a criterion it is not trusted "
                       "on were queued for a person to decide (review/judge_trust.json)")
+    if counts["with_audit_flags"]:
+        console.print(f"{counts['with_audit_flags']} record(s) carry the audit's flags (shown beside the response)")
     console.print(f"log: {Path(run_dir) / 'review' / 'push.json'}")
 
 
