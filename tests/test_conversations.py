@@ -176,8 +176,9 @@ def test_patterns_are_data_with_a_brief_for_every_turn(tmp_path):
 
 
 def test_conversation_config_is_checked_before_any_model(write):
-    config = load_rebuild_config(None)
-    assert config.conversations.share == 0 and config.conversations.pattern_ids() == default_taxonomy().pattern_ids()
+    assert ConversationConfig().share == 0 and ConversationConfig().pattern_ids() == default_taxonomy().pattern_ids()
+    embedded = load_rebuild_config(None).conversations  # the default run holds conversations of three user turns
+    assert embedded.share > 0 and embedded.turn_range("gradual_disclosure") == (3, 3)
     assert ConversationConfig(min_turns=3, max_turns=5).turn_range("persistence_after_refusal") == (4, 5)
     path = write("run.yaml", "conversations: {share: 0.5, patterns: [slow_burn], min_turns: 5, max_turns: 3}\n")
     with pytest.raises(InputError) as err:
@@ -328,7 +329,7 @@ def test_conversations_are_written_turn_by_turn_persisted_and_resumed(tmp_path):
         assert r.id == record_id(r.prompt, r.domain, r.user_turns[:-1]) and r.source.original_id == q["id"]
         assert r.baseline_response  # the generic refusal of the last turn, beside the answer
     for rejected in result.rejected:
-        assert rejected.stage == "conversations" and "turn" in rejected.reason
+        assert rejected.stage == "conversations" and rejected.reason.startswith("turn ")
     assert result.counts["by_pattern"] == {r.pattern: 1 for r in result.records}
     assert [t["turn"] for t in result.counts["turns"]] == list(range(1, max(turns.values()) + 1))
     # every turn's phases are persisted: a rerun asks the model nothing and gives the same conversations
@@ -338,4 +339,4 @@ def test_conversations_are_written_turn_by_turn_persisted_and_resumed(tmp_path):
                                      progress=False)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("batch-*.jsonl")) == batches
     assert again.records == result.records
-    assert all(a["resumed"] == a["asked"] for t in again.counts["turns"] for a in t["user_turn_attempts"])
+    assert all(a["resumed"] == a["asked"] for t in again.counts["turns"] for a in t["attempts"])
