@@ -234,7 +234,7 @@ def judge_records(records: Sequence[R], judges: list[LLMConfig], out_dir: str | 
     empty = [r for r in records if not r.response.strip()]
     to_judge = [r for r in records if r.response.strip()]
     row_key = {r.id: judged_key(r) for r in to_judge}
-    rows = [{c: row[c] for c in JUDGE_COLUMNS} | {"id": row_key[r.id], "response": r.response}
+    rows = [{c: row[c] for c in JUDGE_COLUMNS if c != "response"} | {"id": row_key[r.id], "response": r.response}
             for r, row in zip(to_judge, record_rows(to_judge))]
     ids = [model_id(c) for c in judges]
     failures: dict[str, dict[str, tuple[str, str | None]]] = {}
