@@ -28,11 +28,8 @@ def detect_template_collapse(records: list[Record], vectors: np.ndarray, *, thre
     answered = np.flatnonzero([bool(records[k].response.strip()) for k in owners.tolist()])
     groups: dict[int, list[int]] = defaultdict(list)
     if len(answered):
-        found = similar_pairs(vectors[answered], threshold, method=method, ann_above=ann_above, nprobe=nprobe)
-        a, b = owners[answered[found.i]], owners[answered[found.j]]
-        across = a != b
-        pairs = Pairs(a[across], b[across], found.similarity[across])
-        for k, label in enumerate(connected_groups(len(records), pairs)):
+        for k, label in enumerate(connected_groups(len(records), _owner_pairs(
+                vectors[answered], owners[answered], threshold, method=method, ann_above=ann_above, nprobe=nprobe))):
             if records[k].response.strip():
                 groups[int(label)].append(k)
     templates = [sorted(g, key=lambda k: best_first(records[k])) for g in groups.values() if len(g) >= min_group]
@@ -56,6 +53,24 @@ def detect_template_collapse(records: list[Record], vectors: np.ndarray, *, thre
         "records_in_templates": len(head_of), "collapse_rate": round(rate, 4),
         "largest_template": max((len(g) for g in templates), default=0),
         "collapse_per_domain": dict(sorted(_per_domain(records, head_of).items()))})
+
+
+def _owner_pairs(vectors: np.ndarray, owners: np.ndarray, threshold: float, **search) -> Pairs:
+    """Pairs of records (owners) whose responses are near-identical. Identical vectors (the same text: a corpus's
+    template answering thousands of prompts) are searched once: the search sees each distinct response, and every
+    owner of one is joined to the first owner of its group. Without this, one template shared by m records is m^2/2
+    pairs (about 10^9 at 100k records on five templates) where m - 1 say the same."""
+    seen: dict[bytes, int] = {}
+    distinct = np.fromiter((seen.setdefault(v.tobytes(), len(seen)) for v in vectors), np.int64, len(vectors))
+    first_rows = np.unique(distinct, return_index=True)[1]  # distinct ids count up in order of first appearance
+    found = similar_pairs(vectors[first_rows], threshold, **search)
+    group = connected_groups(len(seen), found)[distinct]  # each row's group of near-identical distinct responses
+    labels, heads = np.unique(group, return_index=True)
+    head_owner = np.empty(labels.max() + 1, np.int64)
+    head_owner[labels] = owners[heads]
+    a, b = owners, head_owner[group]
+    across = a != b  # a conversation repeating itself joins nothing
+    return Pairs(a[across], b[across], np.ones(int(across.sum()), np.float32))  # joins, not measured similarities
 
 
 def _per_domain(records: list[Record], head_of: dict[int, int]) -> dict[str, float]:
