@@ -130,7 +130,8 @@ def test_push_annotate_pull(server, owner, tmp_path):
 
     first = push_review(run, config, progress=False)
     assert first["counts"] == {"in_run": 7, "selected": 7, "created": 7, "updated": 0, "updated_with_annotations": 0,
-                               "unchanged": 0, "untrusted_judge": 0, "harmful": 6, "benign": 1}
+                               "unchanged": 0, "untrusted_judge": 0, "with_audit_flags": 0, "harmful": 6,
+                               "benign": 1}
     assert {q["name"] for q in first["queues"].values()} == {"review-e2e-harmful", "review-e2e-benign"}
     dataset = owner.datasets(name="review-e2e-harmful", workspace="argilla")
     benign_queue = owner.datasets(name="review-e2e-benign", workspace="argilla")
