@@ -129,11 +129,13 @@ def _choose(driver, question: str, option: str) -> None:
 
 
 def test_an_annotator_answers_in_the_browser_and_pull_merges_exactly_that_answer(server, driver, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(driver, WAIT)
+    # the page re-renders as the next record loads: an element read mid-render is read again on the next poll
+    wait = WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
     records = _records()
     run = RunFolder(tmp_path / "run")
     datasets.DatasetDict({"train": records_to_dataset(records)}).save_to_disk(str(run.curated))
@@ -201,12 +203,13 @@ def test_an_annotator_answers_in_the_browser_and_pull_merges_exactly_that_answer
               for row in datasets.load_from_disk(str(run.review / "dataset"))["train"]}
     answered = merged[shown.id]
     assert answered.review.status == "accepted" and answered.review.annotator_count == 1
+    unasked = {"risk_noticed": None, "consistency": None, "continuity": None}  # a single prompt: no conversation
     assert answered.review.human_scores.model_dump() == {"refusal": True, "grounding": 2.0, "references": False,
-                                                         "relevance": 3.0, "compliance": None}
+                                                         "relevance": 3.0, "compliance": None} | unasked
     assert answered.response == RESPONSE and answered.strategy == "psychological_first_aid"
     for record in records:
         if record.id != shown.id:  # exactly that record's answer: the others are as they were
             assert merged[record.id] == record.model_copy(update={"review": merged[record.id].review})
             assert merged[record.id].review.status == "pending" and merged[record.id].review.annotator_count == 0
             assert merged[record.id].review.human_scores.model_dump() == {
-                "refusal": None, "grounding": None, "references": None, "relevance": None, "compliance": None}
+                "refusal": None, "grounding": None, "references": None, "relevance": None, "compliance": None} | unasked
