@@ -12,7 +12,6 @@ from psychosafe.core.config import LLMConfig
 from psychosafe.schemas import Record, Rejected
 
 from .parsing import GENERIC_REFUSAL
-from .persist import read_batches
 from .retries import run_with_retries
 from .tasks import GenericRefusal, PsychoSafeResponse, record_rows
 from .templates import TEMPLATE_VERSION
@@ -37,8 +36,6 @@ def generate_responses(records: list[Record], config: LLMConfig, out_dir: Path, 
     it), resuming from the batches already under `out_dir`. An empty answer is asked again up to `retries`
     times, then the record is set aside with the raw output."""
     start = time.perf_counter()
-    persisted = read_batches(out_dir / "attempt-0" / "batches")
-    already = sum(1 for r in records if r.id in persisted)
 
     def connect(load, llm, cfg):
         last = load >> PsychoSafeResponse(name="respond", llm=llm, input_batch_size=cfg.batch_size)
@@ -55,6 +52,7 @@ def generate_responses(records: list[Record], config: LLMConfig, out_dir: Path, 
 
     attempts = run_with_retries(record_rows(records), connect, config, out_dir, step="respond", error=error,
                                 retries=retries, name=name, label="responding", progress=progress)
+    already = attempts.attempts[0]["resumed"] if attempts.attempts else 0  # persisted before this call
     result = GenerationResult(generated_now=len(records) - already, resumed=already,
                               output_tokens=attempts.output_tokens)
     for r in records:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from psychosafe.core.backends import build_llm
 from psychosafe.core.config import LLMConfig
 
-from .persist import output_tokens, read_batches, run_persisted
+from .persist import output_tokens, run_persisted
 
 RETRY_TEMPERATURE = 0.7
 
@@ -58,8 +58,6 @@ def run_with_retries(rows: list[dict[str, Any]], connect: Callable[[Any, Any, LL
             break
         cfg = retry_config(config, attempt)
         llm = build_llm(cfg)
-        persisted = read_batches(out_dir / f"attempt-{attempt}" / "batches")
-        resumed = sum(1 for r in todo if r["id"] in persisted)
         finished = run_persisted(todo, lambda load, llm=llm, cfg=cfg: connect(load, llm, cfg),
                                  out_dir / f"attempt-{attempt}", name=f"{name}-{attempt}", batch_size=cfg.batch_size,
                                  progress=progress, label=label if attempt == 0 else f"{label} (retry {attempt})")
@@ -74,7 +72,7 @@ def run_with_retries(rows: list[dict[str, Any]], connect: Callable[[Any, Any, LL
                 failed[row["id"]] = (reason, (out.get("distilabel_metadata") or {}).get(f"raw_output_{step}"))
             else:
                 result.done[row["id"]] = out
-        result.attempts.append({"asked": len(todo), "ok": len(todo) - len(failed), "resumed": resumed})
+        result.attempts.append({"asked": len(todo), "ok": len(todo) - len(failed), "resumed": finished.resumed})
         result.failed = failed
         todo = [r | {"last_error": failed[r["id"]][0]} for r in todo if r["id"] in failed]
     return result

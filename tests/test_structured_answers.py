@@ -76,6 +76,16 @@ def test_structured_outputs_become_the_servers_request_fields():
         request_fields({"format": "grammar", "schema": "root ::= x"})
 
 
+def test_the_openai_backend_sends_its_requests_through_aiohttp():
+    from openai import DefaultAioHttpClient
+
+    llm = build_llm(LLMConfig(backend="openai", model="m", base_url="http://127.0.0.1:9/v1"))
+    llm.load()  # builds the clients; nothing is sent
+    # httpx, the SDK's default transport, cost 1.6x the CPU a request (benchmarks/bench_overhead.py)
+    assert isinstance(llm._aclient._client, DefaultAioHttpClient)
+    llm.unload()
+
+
 def test_tasks_send_shapes_only_to_an_llm_that_constrains():
     constrained = build_llm(LLMConfig(structured_output=True))
     plain = build_llm(LLMConfig(structured_output=False))

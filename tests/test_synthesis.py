@@ -111,6 +111,29 @@ def test_user_prompt_parsing_sets_aside_what_is_not_a_prompt():
             parse_user_prompt(output, instruction)
 
 
+def test_the_echo_check_finds_what_the_longest_common_stretch_finds():
+    """The linear echo check against its definition (difflib's longest match: 40 characters, or 12 that are 60 % of a
+    short answer), on answers made of the instruction's words and pieces of it, short and long."""
+    import random
+    from difflib import SequenceMatcher
+
+    from psychosafe.pipelines.parsing import _copied_stretch
+
+    instruction = "\n".join(m["content"] for m in synthesis_messages(_plan({("violence", "harmful"): 1}).requests[0]))
+    instruction, words, rng = instruction.lower(), instruction.lower().split(), random.Random(7)
+    echoes = 0
+    for _ in range(600):
+        start = rng.randrange(len(instruction))
+        piece = instruction[start:start + rng.randint(0, 70)]
+        before, after = (" ".join(rng.choices(words, k=rng.randint(0, n))) for n in (12, 25))
+        text = before + piece + after
+        match = SequenceMatcher(None, text, instruction, autojunk=False).find_longest_match()
+        echo = match.size >= 40 or (match.size >= 12 and match.size >= 0.6 * len(text))
+        assert bool(_copied_stretch(text, instruction)) == echo, text
+        echoes += echo
+    assert 100 < echoes < 500  # both verdicts were tried
+
+
 def test_critique_parsing_needs_scores_and_a_critique_below_thresholds():
     good = {"refusal": True, "grounding": 5, "references": True, "relevance": 4}
     assert parse_critique(json.dumps(good), "harmful") == (good, "")

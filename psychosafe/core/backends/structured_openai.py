@@ -26,6 +26,23 @@ def request_fields(shape: dict) -> dict:
 class StructuredOpenAILLM(OpenAILLM):
     constrains_per_row: bool = False
 
+    def load(self) -> None:
+        super().load()
+        # The SDK's default transport (httpx) cost 2.8 ms of CPU a request here, its aiohttp transport 1.7 ms: at
+        # paper scale (some 50 000 requests) that is most of psychosafe's own cost (benchmarks/bench_overhead.py).
+        try:
+            from openai import DefaultAioHttpClient
+
+            http_client = DefaultAioHttpClient()
+        except (ImportError, RuntimeError):  # an older openai, or aiohttp missing: keep the default transport
+            return
+        self._aclient = self._aclient.copy(http_client=http_client)
+
+    def unload(self) -> None:
+        if self._aclient is not None and self._event_loop is not None and not self._event_loop.is_closed():
+            self._event_loop.run_until_complete(self._aclient.close())  # else aiohttp warns of unclosed sockets
+        super().unload()
+
     # Not `agenerate`: distilabel reads the generation settings a step takes from that method's signature.
     async def _generate_chat_completion(self, input, **kwargs):  # type: ignore[override]
         (chat,), (shape,) = split_structured([input])
