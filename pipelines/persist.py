@@ -52,9 +52,13 @@ class _RayPipeline(_WithoutOwnCache, RayPipeline):
 
 
 class _Pipeline(_WithoutOwnCache, Pipeline):
-    def ray(self, *args, **kwargs) -> RayPipeline:
-        pipeline = super().ray(*args, **kwargs)
-        pipeline.__class__ = _RayPipeline  # the same pipeline, built by distilabel; only the two methods above differ
+    def ray(self, ray_head_node_url: str | None = None, ray_init_kwargs: dict | None = None) -> RayPipeline:
+        """distilabel's `Pipeline.ray`, building the Ray pipeline without the cache (distilabel builds a `RayPipeline`
+        whose class cannot be swapped afterwards: CPython refuses the `__class__` assignment)."""
+        pipeline = _RayPipeline(name=self.name, description=self.description, cache_dir=self._cache_dir,
+                                enable_metadata=self._enable_metadata, requirements=self.requirements,
+                                ray_head_node_url=ray_head_node_url, ray_init_kwargs=ray_init_kwargs)
+        pipeline.dag = self.dag
         return pipeline
 
 

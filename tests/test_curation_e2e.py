@@ -89,7 +89,7 @@ def test_every_dropped_record_is_in_rejected_with_its_reason(corpus_run):
     template = _rejected(run, "template_collapse")
     assert len(template) == 3 and len({r["duplicate_of"] for r in template}) == 1
     assert [(r["id"], r["reason"]) for r in _rejected(run, "checks")] == [
-        (ids[CORPUS[7]["prompt"]], "unverified contact detail: 1-800-555-0199")]
+        (ids[CORPUS[7]["prompt"]], "unknown contact detail: '1-800-555-0199' is in no directory entry")]
     assert [(r["id"], r["reason"]) for r in _rejected(run, "scores")] == [
         (ids[CORPUS[9]["prompt"]], "judge score below threshold: grounding 2 < 4")]
     assert _rejected(run, "balance_curated") == []  # short of the target: reported, nothing padded
@@ -192,8 +192,11 @@ def test_bad_parquet_folder_and_extension(tmp_path):
     with pytest.raises(InputError, match="neither a run folder"):
         load_corpus(tmp_path / "folder")
     (tmp_path / "c.csv").write_text("prompt,domain\n")
-    with pytest.raises(InputError, match="expected .jsonl, .parquet"):
+    with pytest.raises(InputError, match=r"c.csv: no records; expected records with at least `prompt` and `domain`"):
         load_corpus(tmp_path / "c.csv")
+    (tmp_path / "c.txt").write_text("prompt,domain\n")
+    with pytest.raises(InputError, match=r"c.txt: cannot tell the format from '.txt'; expected .jsonl, .json, .csv, .parquet"):
+        load_corpus(tmp_path / "c.txt")
     with pytest.raises(InputError, match="not found"):
         load_corpus(tmp_path / "missing.jsonl")
 
