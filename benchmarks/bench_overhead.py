@@ -457,6 +457,7 @@ def _fingerprint(rows: list[dict]) -> str:
 
 def start_probe(work: Path) -> tuple[subprocess.Popen, dict]:
     ready = work / "probe.json"
+    ready.unlink(missing_ok=True)  # a kept --work folder holds the last probe's, whose port is closed
     proc = subprocess.Popen([sys.executable, str(HERE / "overhead_probe.py"), "--ready-file", str(ready)],
                             stdout=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
