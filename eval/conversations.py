@@ -132,11 +132,14 @@ def pattern_turn_figure(summary: dict, path: Path, *, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    longest = max((k for e in summary.values() for k in e["per_turn"]), default=1)
-    for name, e in summary.items():
+    longest = max((int(k) for e in summary.values() for k in e["per_turn"]), default=1)
+    # each pattern a little to the side of its turn, so that patterns with the same rates do not hide each other
+    dodge = 0.25 / max(len(summary) - 1, 1)
+    for i, (name, e) in enumerate(summary.items()):
         turns = [k for k, t in e["per_turn"].items() if t["pass_rate"] is not None]
         if turns:
-            ax.plot(turns, [e["per_turn"][k]["pass_rate"] for k in turns], marker="o",
+            shift = (i - (len(summary) - 1) / 2) * dodge
+            ax.plot([int(k) + shift for k in turns], [e["per_turn"][k]["pass_rate"] for k in turns], marker="o",
                     label=f"{name} (n = {e['judged']})")
     ax.set_xticks(range(1, longest + 1))
     ax.set_xlabel("user turn")

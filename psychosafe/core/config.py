@@ -1,4 +1,8 @@
-"""Pydantic models of the YAML run configs. A bad value fails at once, naming file, field and expectation."""
+"""Pydantic models of the YAML run configs. A bad value fails at once, naming file, field and expectation.
+
+Over 400 lines on purpose: one module holds every run config (rebuild, curation, review, publish, train, eval) and
+the one loader they share (`load_config`, dotted overrides), so a config has one home and one way to be read; the
+models are short declarations, and splitting them by stage would scatter the cross-field checks they share."""
 
 from __future__ import annotations
 
