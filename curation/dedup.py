@@ -9,7 +9,9 @@ Semantic dedup decides each pair of similar prompts in this order (benchmarks/be
   3. in the review band [review_from, threshold), where rewordings and different requests on one topic mix, a pair
      never merges by cosine: the judges are asked whether it is the same request (decided_by "judge"), and without
      judges, or when they cannot say, the pair is flagged for review. Only each prompt's `band_neighbours` most
-     similar band partners are asked about, among the prompts the threshold kept.
+     similar band partners are asked about, among the prompts the threshold kept; likewise, of the pairs at or above
+     the threshold that a rule keeps apart (other domain or intent), each prompt's `band_neighbours` closest are
+     flagged, and all are counted.
 Every merge is a `Rejected` with `duplicate_of`, `similarity` and `decided_by`, so a reviewer can undo it; every
 flagged pair is a row of StepResult.flagged (the loop writes them to flagged/<step>.jsonl).
 """
@@ -87,13 +89,17 @@ class Flag:
                 "similarity": round(self.similarity, 4), "prompts": [self.a.prompt, self.b.prompt], "why": self.why}
 
 
-def _rule(a: Record, b: Record) -> str | None:
-    """Why two prompts of one label are never one request, or None."""
-    if a.domain != b.domain:
-        return "domain"
-    if a.intent and b.intent and a.intent != b.intent:
-        return "intent"
-    return None
+def _rules(records: list[Record], pairs: Pairs) -> np.ndarray:
+    """Per pair, why its two prompts (of one label) are never one request: "domain" (the domains differ), "intent"
+    (both carry an intent and they differ) or "". Vectorised: a heavily duplicated corpus has millions of pairs."""
+    _, domain = np.unique(np.array([r.domain for r in records], dtype=object).astype(str), return_inverse=True)
+    _, intent = np.unique(np.array([r.intent or "" for r in records], dtype=object).astype(str), return_inverse=True)
+    has_intent = np.array([bool(r.intent) for r in records])
+    i, j = pairs.i, pairs.j
+    ruled = np.full(len(pairs), "", dtype=object)
+    ruled[has_intent[i] & has_intent[j] & (intent[i] != intent[j])] = "intent"
+    ruled[domain[i] != domain[j]] = "domain"
+    return ruled
 
 
 def _top_band(pairs: Pairs, k: int) -> np.ndarray:
@@ -125,14 +131,18 @@ def dedup_semantic(records: list[Record], vectors: np.ndarray, *, threshold: flo
     pairs = similar_pairs(vectors, threshold, method=used, nprobe=nprobe, band=band_search, progress=progress)
     labels = np.array([r.label for r in records])
     pairs = pairs.keep(labels[pairs.i] == labels[pairs.j]) if len(pairs) else pairs
-    ruled = np.array([_rule(records[a], records[b]) or "" for a, b in zip(pairs.i.tolist(), pairs.j.tolist())],
-                     dtype=object)
+    ruled = _rules(records, pairs) if len(pairs) else np.zeros(0, dtype=object)
     above = pairs.similarity >= threshold
+    # pairs kept apart by a rule are flagged for a person, each prompt's band_neighbours closest only: a corpus that
+    # repeats one request under many domains has millions of such pairs (all counted in the notes)
+    apart = pairs.keep(above & (ruled != ""))
+    apart_rules = ruled[above & (ruled != "")]
+    shown = _top_band(apart, band_neighbours) if len(apart) else np.zeros(0, bool)
     flags = [Flag(records[a], records[b], s, f"near_duplicate_other_{rule}",
                   f"cosine {s:.3f} >= {threshold} but the {rule}s differ: the same request under two labels, or a "
                   f"request that differs in a word; kept both")
-             for a, b, s, rule in zip(pairs.i[above & (ruled != "")].tolist(), pairs.j[above & (ruled != "")].tolist(),
-                                      pairs.similarity[above & (ruled != "")].tolist(), ruled[above & (ruled != "")])]
+             for a, b, s, rule in zip(apart.i[shown].tolist(), apart.j[shown].tolist(),
+                                      apart.similarity[shown].tolist(), apart_rules[shown])]
     order = sorted(range(n), key=lambda k: best_first(records[k]))
     decided_by = {(a, b): "threshold" for a, b in zip(pairs.i[above & (ruled == "")].tolist(),
                                                       pairs.j[above & (ruled == "")].tolist())}

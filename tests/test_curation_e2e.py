@@ -195,7 +195,7 @@ def test_bad_parquet_folder_and_extension(tmp_path):
     with pytest.raises(InputError, match=r"c.csv: no records; expected records with at least `prompt` and `domain`"):
         load_corpus(tmp_path / "c.csv")
     (tmp_path / "c.txt").write_text("prompt,domain\n")
-    with pytest.raises(InputError, match=r"c.txt: cannot tell the format from '.txt'; expected .jsonl, .json, .csv, .parquet"):
+    with pytest.raises(InputError, match=r"c.txt: cannot tell the format from '.txt'; expected .jsonl, .json, .csv"):
         load_corpus(tmp_path / "c.txt")
     with pytest.raises(InputError, match="not found"):
         load_corpus(tmp_path / "missing.jsonl")

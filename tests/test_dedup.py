@@ -113,6 +113,22 @@ def unit(*rows):
 VECTORS = unit([1, 0, 0], [0.95, 0.31225, 0], [0.70, 0, 0.71414])
 
 
+def test_one_request_under_many_domains_flags_each_prompt_a_bounded_number_of_times():
+    # twelve copies of one request, in turn under each of the five domains: 12*11/2 pairs above the threshold, most
+    # of them kept apart by the domain rule; each prompt is in at most band_neighbours flags of its own choosing
+    domains = ["substance", "weapon", "violence", "suicide_self_harm", "sexual_crimes"]
+    records = [rec(f"p{k}", domain=domains[k % 5], best=k == 0) for k in range(12)]
+    vectors = unit(*[[1, 0.001 * k, 0] for k in range(12)])
+    result = run_dedup(records, vectors, band_neighbours=2)
+    apart = sum(records[a].domain != records[b].domain for a in range(12) for b in range(a + 1, 12))
+    assert apart == 66 - (3 + 3 + 1 + 1 + 1)  # 12*11/2 pairs less those within a domain (3, 3, 2, 2, 2 copies)
+    assert result.notes["kept_apart_by_rule"] == {"domain": apart}
+    flags = [f for f in result.flagged if f["code"] == "near_duplicate_other_domain"]
+    assert 0 < len(flags) <= 2 * 12 and len(flags) < apart
+    assert sorted({p for f in flags for p in f["prompts"]}) == sorted(r.prompt for r in records)  # every prompt shown
+    assert len(result.kept) == 5  # one per domain: copies under one domain merge by the threshold
+
+
 def test_another_domain_or_intent_never_merges_and_above_the_threshold_is_flagged():
     other_domain = [rec("a", best=True), rec("b", domain="weapon"), rec("c")]
     result = run_dedup(other_domain, VECTORS, same_request=judge_from({frozenset(("a", "c"))}))

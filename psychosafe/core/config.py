@@ -212,7 +212,8 @@ class SemanticDedupConfig(_Config):
     review_from: float | None = Field(
         0.59, gt=0, le=1, description="pairs in [review_from, threshold) go to the judges or to review; empty: no band")
     band_neighbours: int = Field(
-        2, ge=1, description="per prompt, its this many most similar band partners are asked about (bounds the "
+        2, ge=1, description="per prompt, its this many most similar band partners are asked about, and its this "
+                             "many closest pairs above the threshold that a rule keeps apart are flagged (bounds the "
                              "judge's work and the review queue)")
     judge: bool = Field(True, description="ask the run's `judges` whether a band pair is the same request; false, "
                                           "or no judges configured: flag the pair for review")
