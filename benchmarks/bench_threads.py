@@ -26,7 +26,7 @@ def run_arm(records, config, out_dir: Path, *, shared: bool) -> dict:
 
     share = executors.share_cpu_threads
     if not shared:
-        executors.share_cpu_threads = lambda llms: None  # torch's default: every core in every process
+        executors.share_cpu_threads = lambda llms, **_: None  # torch's default: every core in every process
     try:
         shutil.rmtree(out_dir, ignore_errors=True)
         t0 = time.perf_counter()

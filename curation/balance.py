@@ -38,9 +38,11 @@ def domain_quotas(target: int, domains: list[str], benign_fraction: float,
 
 
 def balance_domains(records: list[Record], *, target: int, domains: list[str], benign_fraction: float,
-                    seed: int, proportions: dict[str, float] | None = None, name: str = "balance") -> StepResult:
+                    seed: int, proportions: dict[str, float] | None = None, name: str = "balance",
+                    quotas: dict[tuple[str, str], int] | None = None) -> StepResult:
     """Quotas per domain (equal, or by `proportions`; benign contrast prompts taking `benign_fraction` of
-    each), filled round-robin over categories in a seeded order. A short domain is reported, never padded."""
+    each; or `quotas` as given, (domain, label) -> how many), filled round-robin over categories in a seeded order.
+    A short domain is reported, never padded."""
     kept, rejected = [], []
     groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in records:
@@ -49,11 +51,11 @@ def balance_domains(records: list[Record], *, target: int, domains: list[str], b
         else:
             rejected.append(reject(r, name, "domain_not_in_run",
                                    f"domain not in this run: {r.domain} is not among {domains}"))
-    quota = domain_quotas(target, domains, benign_fraction, proportions)
+    quota = quotas if quotas is not None else domain_quotas(target, domains, benign_fraction, proportions)
     shortfall = {}
     for domain in domains:
         for label in ("harmful", "benign"):
-            q = quota[(domain, label)]
+            q = quota.get((domain, label), 0)
             by_category: dict[str, list[Record]] = defaultdict(list)
             for r in sorted(groups[(domain, label)], key=lambda r: _seeded(seed, r)):
                 by_category[r.category or ""].append(r)

@@ -134,14 +134,15 @@ class Balance(Step):
     """A target number of records, spread over domains, labels and categories."""
 
     def __init__(self, target: int, domains: list[str], benign_fraction: float, seed: int,
-                 proportions: dict[str, float] | None = None, name: str = "balance_curated"):
+                 proportions: dict[str, float] | None = None, name: str = "balance_curated",
+                 quotas: dict[tuple[str, str], int] | None = None):
         self.target, self.domains, self.benign_fraction, self.seed = target, domains, benign_fraction, seed
-        self.proportions = proportions
+        self.proportions, self.quotas = proportions, quotas
         self.name = name
 
     def run(self, records: list[Record], context: StepContext) -> StepResult:
         return balance_domains(records, target=self.target, domains=self.domains, benign_fraction=self.benign_fraction,
-                               seed=self.seed, proportions=self.proportions, name=self.name)
+                               seed=self.seed, proportions=self.proportions, name=self.name, quotas=self.quotas)
 
 
 def _balance(config: RebuildConfig) -> Balance:

@@ -147,9 +147,10 @@ def turn_error(row: dict) -> str | None:
 
 
 def synthesize_conversations(requests: list[dict], generator: LLMConfig, writer: LLMConfig, out_dir: Path, *,
-                             retries: int, license: str, taken: set[str] = frozenset(),
+                             retries: int, license: str, taken: set[str] = frozenset(), user_candidates: int = 1,
                              progress: bool = True) -> SynthesisResult:
-    """Write every planned conversation turn by turn: `writer` writes the user turns, `generator` answers them.
+    """Write every planned conversation turn by turn: `writer` writes the user turns (`user_candidates` sampled at
+    once, the first usable taken), `generator` answers them.
     Returns the finished conversations (ids from their user turns; one not `taken` or repeated) and those set aside
     (stage "conversations"), each with the turn that failed and why."""
     start = time.perf_counter()
@@ -169,7 +170,9 @@ def synthesize_conversations(requests: list[dict], generator: LLMConfig, writer:
             # generator's, with the attempt's seed offset so that a retried answer is not the same one again
             answer_cfg = generator.model_copy(update={"seed": (generator.seed or 0) + (cfg.seed or 0)
                                                       - (writer.seed or 0)})
-            step = load >> SimulateUserTurn(name=USER_STEP, llm=llm, input_batch_size=cfg.batch_size)
+            candidates = user_candidates if cfg.temperature > 0 else 1  # greedy decoding would write the same twice
+            step = load >> SimulateUserTurn(name=USER_STEP, llm=llm, input_batch_size=cfg.batch_size,
+                                            num_generations=candidates)
             step = step >> AnswerUserTurn(name=ANSWER_STEP, llm=build_llm(answer_cfg), input_batch_size=cfg.batch_size,
                                           input_mappings={"prompt": "user_turn"})
             if not last_turn:

@@ -19,9 +19,11 @@ import multiprocessing
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+import distilabel.pipeline.base as distilabel_base
 from distilabel.pipeline import Pipeline, RayPipeline
 from distilabel.steps import LoadDataFromDicts, Step, StepInput
 from distilabel.steps.tasks import Task
@@ -34,14 +36,39 @@ from psychosafe.errors import PsychosafeError
 PROGRESS_INTERVAL_S = 0.5
 
 
+LOAD_POLL_S = 0.2
+
+
+class _ShortPolls:
+    """The `time` module as distilabel's pipeline sees it while its steps load: each wait between two looks at the
+    steps' load status is at most LOAD_POLL_S. distilabel 1.5.3 looks every 2.5 s, and a step here loads in a second
+    or two, so every pipeline waited about 2 s for nothing (a rebuild runs a dozen of them)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(min(seconds, LOAD_POLL_S))
+
+
 class _WithoutOwnCache:
-    """distilabel's pipeline minus its own cache. After every batch of every step distilabel 1.5.3 dumps the whole
-    pipeline (hashing it several times over), its batch manager and each step's batch data to disk, for a resume
-    that cannot be trusted (module docstring) and that this module replaces: the cache is deleted before and after
-    every run. That bookkeeping was most of the driver's CPU per batch."""
+    """distilabel's pipeline minus its own cache, and with short waits while its steps load (`_ShortPolls`).
+    After every batch of every step distilabel 1.5.3 dumps the whole pipeline (hashing it several times over), its
+    batch manager and each step's batch data to disk, for a resume that cannot be trusted (module docstring) and
+    that this module replaces: the cache is deleted before and after every run. That bookkeeping was most of the
+    driver's CPU per batch."""
 
     def _cache(self) -> None:
         pass
+
+    def _run_stage_steps_and_wait(self, stage: int) -> bool:
+        original = distilabel_base.time
+        distilabel_base.time = _ShortPolls()  # type: ignore[assignment]
+        try:
+            return super()._run_stage_steps_and_wait(stage)  # type: ignore[misc]
+        finally:
+            distilabel_base.time = original
 
     def _register_batch(self, batch) -> None:
         self._batch_manager.register_batch(batch)  # type: ignore[attr-defined]  # without writing its data
@@ -137,8 +164,9 @@ def run_persisted(rows: list[dict[str, Any]], connect: Callable[[LoadDataFromDic
     todo = [r for r in rows if r["id"] not in done]
     if todo:
         if multiprocessing.get_start_method() == "fork":
-            raise PsychosafeError("distilabel pipelines here need the 'spawn' start method (fork deadlocks after torch "
-                                  "ran in this process); import psychosafe before anything sets 'fork'")
+            raise PsychosafeError("distilabel pipelines here need the 'forkserver' or 'spawn' start method (fork "
+                                  "deadlocks after torch ran in this process); import psychosafe before anything sets "
+                                  "'fork'")
         os.environ.setdefault("DISTILABEL_LOG_LEVEL", "WARNING")
         # PersistBatches hands distilabel no rows, on purpose: its "no output files, can't create a dataset" is noise
         logging.getLogger("distilabel.distiset").setLevel(logging.ERROR)
@@ -150,7 +178,7 @@ def run_persisted(rows: list[dict[str, Any]], connect: Callable[[LoadDataFromDic
             last >> PersistBatches(name="persist", out_dir=str(batches.path), input_batch_size=batch_size)
         _without_raw_inputs(pipeline)
         executor = executor or current_executor()
-        apply_llm_resources(pipeline, executor)
+        apply_llm_resources(pipeline, executor, batches=-(-len(todo) // batch_size))
         if executor.kind == "ray":
             pipeline = ray_pipeline(pipeline, executor)
         stop = threading.Event()

@@ -10,6 +10,7 @@ from distilabel.steps.tasks import Task
 from psychosafe.schemas import Record, normalize_prompt
 
 from .parsing import parse_critique, parse_generic_refusal, parse_user_prompt
+from .persist import output_tokens
 from .templates import (
     critique_messages,
     generic_refusal_pattern,
@@ -138,7 +139,17 @@ USER_TURN_COLUMNS = ["id", "label", "domain", "category", "persona", "register",
 class SimulateUserTurn(Task):
     """The user simulator: the person's next message in a planned conversation, from the persona and the pattern's
     brief for this turn, in view of the conversation so far. The answer is validated here: `user_turn_error` says
-    why it cannot be used (empty, a refusal, a copy of the instruction, a repeat of the person's earlier message)."""
+    why it cannot be used (empty, a refusal, a copy of the instruction, a repeat of the person's earlier message).
+    Asked for several candidates (`num_generations`), the row keeps the first usable one (else the first), with
+    the output tokens of them all."""
+
+    def _format_outputs(self, outputs, input=None):  # type: ignore[override]
+        candidates = super()._format_outputs(outputs, input)
+        kept = next((c for c in candidates if c.get("user_turn")), candidates[0])
+        stats = (kept.get("distilabel_metadata") or {}).get(f"statistics_{self.name}")
+        if len(candidates) > 1 and isinstance(stats, dict):
+            stats["output_tokens"] = sum(output_tokens(c, self.name) for c in candidates)
+        return [kept]
 
     @property
     def inputs(self) -> list[str]:

@@ -95,6 +95,7 @@ def prompt_audit_json_schema() -> dict:
 # -- structured answers: what a backend with constrained decoding holds the model to ----------------
 
 CRITIQUE_MAX_CHARS = 200  # room for two sentences; a bounded string also bounds the answer's tokens
+CRITIQUE_MIN_CHARS = 12   # a few words
 
 
 def scores_json_schema(label: str, *, with_critique: bool, conversation: bool = False) -> dict:
@@ -107,7 +108,8 @@ def scores_json_schema(label: str, *, with_critique: bool, conversation: bool = 
                       {"type": "integer", "enum": list(range(c.min, c.max + 1))}
                       for c in rubric.criteria_for(label, conversation=conversation)}
     if with_critique:
-        properties["critique"] = {"type": "string", "maxLength": CRITIQUE_MAX_CHARS}
+        # never empty: a response below the thresholds needs one to be revised from (parsing.parse_critique)
+        properties["critique"] = {"type": "string", "minLength": CRITIQUE_MIN_CHARS, "maxLength": CRITIQUE_MAX_CHARS}
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 

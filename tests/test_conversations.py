@@ -281,6 +281,22 @@ def test_the_user_simulator_writes_from_the_pattern_and_the_conversation_so_far(
     assert "Your previous answer could not be used (too short" in retry
 
 
+def test_of_several_candidate_user_turns_the_first_usable_one_is_kept_with_every_token_counted():
+    request = {"id": "c1", "label": "harmful", "domain": "suicide_self_harm", "category": "suicidal_ideation",
+               "persona": "student", "register": "casual", "pattern": "gradual_disclosure", "turn": "2",
+               "turns": "3", "conversation": json.dumps(TURNS[:2]), "last_error": ""}
+    task = SimulateUserTurn(name="simulate_user", llm=_llm(), num_generations=3)
+    usable = ["Honestly the exams are not even the worst part.", "I keep thinking nobody would notice if I left."]
+    outputs = {"generations": ["", *usable], "statistics": {"input_tokens": [40], "output_tokens": [0, 11, 10]}}
+    (kept,) = task._format_outputs(outputs, request)  # one row, not one per candidate
+    assert kept["user_turn"] == usable[0] and kept["user_turn_error"] is None
+    assert kept["distilabel_metadata"]["raw_output_simulate_user"] == usable[0]
+    assert kept["distilabel_metadata"]["statistics_simulate_user"]["output_tokens"] == 21
+    none = {"generations": ["", "ok"], "statistics": {"input_tokens": [40], "output_tokens": [0, 1]}}
+    (first,) = task._format_outputs(none, request)  # none usable: the first, with its reason, is asked again
+    assert first["user_turn"] is None and first["user_turn_error"] == "empty output"
+
+
 def test_the_plan_cycles_the_patterns_of_each_label_and_keeps_its_slots():
     config = ConversationConfig(share=0.5, min_turns=3, max_turns=4)
     need = {("suicide_self_harm", "harmful"): 5, ("suicide_self_harm", "benign"): 2, ("weapon", "harmful"): 2}
@@ -340,3 +356,28 @@ def test_conversations_are_written_turn_by_turn_persisted_and_resumed(tmp_path):
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("batch-*.jsonl")) == batches
     assert again.records == result.records
     assert all(a["resumed"] == a["asked"] for t in again.counts["turns"] for a in t["attempts"])
+
+
+@pytest.mark.parametrize("target", [20, 37])
+def test_seeds_synthesized_prompts_and_conversations_add_up_to_each_quota_of_the_target(tmp_path, target):
+    """The seeds take their share of each domain/label quota net of the conversations planned in it, so no record is
+    written only for the final balance to drop it (the default run once wrote 21 records for a target of 20)."""
+    from collections import Counter
+
+    from psychosafe.app.rebuild import plan_conversations_for, select_seeds, single_quotas
+    from psychosafe.core.runs import RunFolder
+    from psychosafe.curation.balance import domain_quotas
+    from psychosafe.pipelines import import_seeds
+
+    config = load_rebuild_config(None, target=target)
+    planned = plan_conversations_for(config)
+    seeds = select_seeds(config, RunFolder(tmp_path / "run"), import_seeds(config.seeds).records,
+                         conversations=planned)
+    have = Counter((r.domain, r.label) for r in seeds)
+    conversations = Counter((q["domain"], q["label"]) for q in planned)
+    singles = single_quotas(config, planned)
+    quota = domain_quotas(target, config.domains, config.benign_fraction)
+    for group, q in quota.items():
+        assert have[group] <= singles[group] and singles[group] + conversations[group] == q
+    assert len(seeds) + sum(singles[g] - have[g] for g in singles) + len(planned) == target
+    assert 0 < len(seeds) < target - len(planned)  # the seeds' share and the synthesized share are both there

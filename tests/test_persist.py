@@ -3,6 +3,7 @@ has and however often the progress display looks: once per phase run, for resumi
 result together (it re-read every file twice a second, which grew with the square of a phase's size)."""
 
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -149,7 +150,18 @@ def test_a_real_pipeline_persists_every_batch_and_reads_each_once(tmp_path, read
     assert len(files) == 30 and reads == Counter({p.name: 1 for p in files})
     # distilabel's own cache (a copy of every batch of every step) is not kept once the phase is done
     assert not (tmp_path / ".distilabel").exists()
+    assert persist.distilabel_base.time is time  # the short polls were for the steps' loading only
     # a second run generates nothing and reads each batch once more
     again = run_persisted(rows, _no_pipeline, tmp_path, name="upper", batch_size=BATCH, progress=False)
     assert again == finished and again.resumed == len(rows)
     assert set(reads.values()) == {2}
+
+
+def test_distilabel_looks_at_its_loading_steps_every_short_poll(monkeypatch):
+    """distilabel waits 2.5 s between two looks at whether its steps have loaded; ours load in a second or two."""
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    polls = persist._ShortPolls()
+    polls.sleep(2.5)
+    polls.sleep(0.05)
+    assert slept == [persist.LOAD_POLL_S, 0.05] and polls.monotonic is time.monotonic

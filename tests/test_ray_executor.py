@@ -119,6 +119,17 @@ def test_local_cpu_models_of_one_pipeline_share_the_cores(monkeypatch):
     assert _threads(on_ray) == [None, None]
 
 
+def test_a_single_batch_leaves_every_core_to_each_model(monkeypatch):
+    """One batch goes from step to step alone: the two models never run at once, so neither is held to a share."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    single = _two_model_pipeline()
+    apply_llm_resources(single, Executor(), batches=1)
+    assert _threads(single) == [None, None]
+    several = _two_model_pipeline()
+    apply_llm_resources(several, Executor(), batches=2)
+    assert _threads(several) == [2, 2]
+
+
 def test_the_config_chooses_the_executor(write):
     path = write("ray.yaml", "executor: ray\nray_address: auto\nllm_resources: {replicas: 2, gpus: 1}\n")
     executor = executor_from_config(load_rebuild_config(path))

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from psychosafe.core.backends import build_llm, check_llm
+from psychosafe.core.backends.batched_transformers import length_groups
 from psychosafe.core.backends.structured_openai import request_fields
 from psychosafe.core.config import LLMConfig
 from psychosafe.core.text import refusal_markers
@@ -17,6 +18,7 @@ from psychosafe.pipelines.parsing import parse_critique, parse_generic_refusal, 
 from psychosafe.pipelines.tasks import GenericRefusal, SelfCritique
 from psychosafe.pipelines.templates import (
     CRITIQUE_MAX_CHARS,
+    CRITIQUE_MIN_CHARS,
     REFUSAL_OPENINGS,
     generic_refusal_pattern,
     scores_json_schema,
@@ -52,7 +54,7 @@ def test_every_answer_the_schema_allows_is_a_valid_rubric_score(label):
     for answer in answers:
         assert validate_scores(answer, label) == answer
     critique = scores_json_schema(label, with_critique=True)["properties"]["critique"]
-    assert critique == {"type": "string", "maxLength": CRITIQUE_MAX_CHARS}
+    assert critique == {"type": "string", "minLength": CRITIQUE_MIN_CHARS, "maxLength": CRITIQUE_MAX_CHARS}
 
 
 def test_the_refusal_pattern_admits_only_a_short_refusal_without_contact_details():
@@ -129,11 +131,9 @@ def test_the_embedded_model_answers_every_rubric_in_shape(embedded):
         assert set(scores) == ({"compliance"} if row["label"] == "benign" else harmful)
     for text, row in zip(_answers(embedded, SelfCritique(llm=embedded), rows), rows):
         answer = json.loads(text)
-        assert len(answer["critique"]) <= CRITIQUE_MAX_CHARS
-        try:
+        assert CRITIQUE_MIN_CHARS <= len(answer["critique"]) <= CRITIQUE_MAX_CHARS
+        if answer["critique"].strip():  # never empty: a response below the thresholds always has one to revise from
             parse_critique(text, row["label"])
-        except ValueError as exc:  # the only way left to fail: an empty critique for a response below thresholds
-            assert "missing `critique`" in str(exc)
 
 
 @pytest.mark.slow
@@ -162,3 +162,32 @@ def test_without_constraints_the_same_model_rarely_answers_in_shape(embedded):
         except ValueError:
             pass
     assert parsed < len(ROWS * 2)
+
+
+def test_rows_of_very_different_lengths_are_generated_in_sub_batches_of_similar_length():
+    lengths = [900, 300, 1700, 920, 310, 1750, 905]
+    groups = length_groups(lengths, split_cost=2048)
+    # the short prompts join the single prompts (padding two rows by 600 tokens costs less than a sub-batch), the
+    # conversations do not (padding five rows by 800 would)
+    assert groups == [[1, 4, 0, 6, 3], [2, 5]]
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))  # every row once
+    padded = sum(len(g) * max(lengths[i] for i in g) for g in groups)
+    assert padded == 5 * 920 + 2 * 1750 < 0.7 * len(lengths) * 1750  # against one batch padded to 1750
+    assert length_groups([900, 1000, 1100], split_cost=2048) == [[0, 1, 2]]  # close lengths stay one batch
+    assert length_groups([5, 5, 6], split_cost=0) == [[0, 1], [2]]
+    assert length_groups([]) == []
+
+
+@pytest.mark.slow
+def test_each_row_gets_its_own_answer_when_a_batch_is_split_by_length():
+    """Greedy answers in a batch split into sub-batches (split_cost 0: each length alone) equal the answers to each
+    prompt asked alone: the answers go back to their rows."""
+    llm = build_llm(LLMConfig(max_new_tokens=12, temperature=0.0, seed=5, structured_output=False))
+    llm.sub_batch_cost_tokens = 0
+    llm.load()
+    chats = [[{"role": "user", "content": text}] for text in
+             ["Name a colour.", "Write one sentence about the sea and the boats that sail on it at night.",
+              "Count to three."]]
+    together = [out["generations"][0] for out in llm.generate(chats, **llm.generation_kwargs)]
+    alone = [llm.generate([chat], **llm.generation_kwargs)[0]["generations"][0] for chat in chats]
+    assert together == alone and len(set(together)) == 3

@@ -30,16 +30,25 @@ def plan_strategies(records: list[Record]) -> list[Record]:
             if r.label == "harmful" else r for r in records]
 
 
+def single_quotas(config: RebuildConfig, conversations: list[dict] = ()) -> dict[tuple[str, str], int]:
+    """(domain, label) -> how many single prompts the run needs: each domain/label quota of the target, less the
+    conversations planned in it."""
+    quota = domain_quotas(config.target, config.domains, config.benign_fraction, config.curation.balance.proportions)
+    planned = Counter((q["domain"], q["label"]) for q in conversations)
+    return {group: max(0, q - planned[group]) for group, q in quota.items()}
+
+
 def select_seeds(config: RebuildConfig, run: RunFolder, records: list[Record], *,
-                 conversations: int = 0) -> list[Record]:
+                 conversations: list[dict] = ()) -> list[Record]:
     """The seeds a run takes (stages "dedup_exact" and "balance"): one per normalised prompt, then their share of
-    every domain/label quota. Synthesis writes the rest of each quota, and whatever the seeds lack. `conversations`
-    planned take their place in the target first; the single prompts share the rest."""
-    single = config.target - conversations
-    synthetic = round(single * config.synthesis.synthetic_fraction)
+    every domain/label quota of single prompts (`single_quotas`: the planned `conversations` take their place
+    first). Synthesis writes the rest of each quota, and whatever the seeds lack; so seeds, synthesized prompts and
+    conversations add up to the target, and no record is written only to be balanced away."""
+    fraction = 0.0 if config.synthesis.seeds_only else config.synthesis.synthetic_fraction
+    quotas = {group: q - round(q * fraction) for group, q in single_quotas(config, conversations).items()}
     steps = [ExactDedup(name="dedup_exact"),
-             Balance(target=single - synthetic, domains=config.domains, benign_fraction=config.benign_fraction,
-                     seed=config.seed, proportions=config.curation.balance.proportions, name="balance")]
+             Balance(target=sum(quotas.values()), domains=config.domains, benign_fraction=config.benign_fraction,
+                     seed=config.seed, proportions=config.curation.balance.proportions, name="balance", quotas=quotas)]
     return run_steps(steps, records, StepContext(config, run))
 
 
@@ -58,7 +67,7 @@ def synthesize(config: RebuildConfig, run: RunFolder, *, progress: bool = True) 
                  {"in": len(imported.records) + len(imported.problems), "kept": len(imported.records),
                   "rejected": len(imported.problems)}, imported.problems)
     planned = plan_conversations_for(config)
-    seeds = select_seeds(config, run, imported.records, conversations=len(planned))
+    seeds = select_seeds(config, run, imported.records, conversations=planned)
     synthesized = synthesize_prompts_for(config, run, seeds, planned, progress=progress)
     records = plan_strategies(seeds + synthesized)
 
@@ -104,9 +113,8 @@ def synthesize_prompts_for(config: RebuildConfig, run: RunFolder, seeds: list[Re
     (stage "synthesis")."""
     if config.synthesis.seeds_only:  # repair: an imported corpus's own prompts, none written by the model
         return []
-    quota = domain_quotas(config.target, config.domains, config.benign_fraction, config.curation.balance.proportions)
-    have = Counter((r.domain, r.label) for r in seeds) + Counter((q["domain"], q["label"]) for q in conversations)
-    need = {group: max(0, q - have[group]) for group, q in quota.items()}
+    have = Counter((r.domain, r.label) for r in seeds)
+    need = {group: max(0, q - have[group]) for group, q in single_quotas(config, conversations).items()}
     plan = plan_requests(need, config.synthesis, locales=config.locales, seed=config.seed)
     writer = config.generator.model_copy(update={"max_new_tokens": config.synthesis.max_new_tokens,
                                                  "temperature": config.synthesis.temperature})
@@ -136,7 +144,7 @@ def synthesize_conversations_for(config: RebuildConfig, run: RunFolder, planned:
                                                  "temperature": config.synthesis.temperature})
     result = synthesize_conversations(planned, config.generator, writer, run.synthesized / "conversations",
                                       retries=config.retries, license=config.synthesis.license, taken=taken,
-                                      progress=progress)
+                                      user_candidates=config.conversations.user_candidates, progress=progress)
     record_stage(run, "conversations", result.seconds, result.counts, result.rejected)
     return result.records
 

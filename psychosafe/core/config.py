@@ -530,6 +530,9 @@ class ConversationConfig(_Config):
     min_turns: int = Field(3, ge=1, description="user turns at least (a pattern's own min_turns may ask for more)")
     max_turns: int = Field(4, ge=1, description="user turns at most")
     patterns: list[str] = Field(default_factory=list, description="patterns to write (taxonomy.yaml ids); empty: all")
+    user_candidates: int = Field(2, ge=1, description="user turns the simulator samples at once for each conversation "
+                                 "and turn; the first usable one is taken, and the turn is asked again only when none "
+                                 "is (a retry is a whole phase; a candidate more is a little longer batch)")
 
     @field_validator("patterns")
     @classmethod

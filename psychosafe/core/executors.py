@@ -66,9 +66,10 @@ def on_configured_executor(fn):
     return wrapper
 
 
-def apply_llm_resources(pipeline: Any, executor: Executor) -> None:
+def apply_llm_resources(pipeline: Any, executor: Executor, *, batches: int | None = None) -> None:
     """Give every LLM step of the pipeline the executor's replicas, CPUs and GPUs; locally, share the cores out
-    between the processes that run a model on the CPU."""
+    between the processes that run a model on the CPU at the same time (`batches`: how many batches the pipeline's
+    rows make, when known)."""
     from distilabel.constants import STEP_ATTR_NAME
 
     llm_steps = [step for step in (pipeline.dag.get_step(name)[STEP_ATTR_NAME] for name in pipeline.dag)
@@ -81,16 +82,20 @@ def apply_llm_resources(pipeline: Any, executor: Executor) -> None:
         if executor.llm_gpus is not None:
             step.resources.gpus = executor.llm_gpus
     if executor.kind == "local":
-        share_cpu_threads([(step.llm, step.resources.replicas or 1) for step in llm_steps])
+        share_cpu_threads([(step.llm, step.resources.replicas or 1) for step in llm_steps], batches=batches)
 
 
-def share_cpu_threads(llms: list[tuple[Any, int]]) -> None:
-    """Each in-process CPU model, (llm, replicas), gets an equal share of the cores per replica. Every replica is
-    a process of its own, and torch takes every core in each: two models on two cores then run four threads that
-    keep evicting each other (Ray does this sharing itself: a step's `cpus` become its threads)."""
+def share_cpu_threads(llms: list[tuple[Any, int]], *, batches: int | None = None) -> None:
+    """Each in-process CPU model, (llm, replicas), gets an equal share of the cores per replica that can be busy at
+    once. Every replica is a process of its own, and torch takes every core in each: two models on two cores then
+    run four threads that keep evicting each other (benchmarks/results/threads.json; Ray does this sharing itself:
+    a step's `cpus` become its threads). A process works only while it holds a batch, so no more of them than there
+    are `batches` run at once: one batch passes from step to step alone, and each step then takes every core."""
     on_cpu = [(llm, n) for llm, n in llms if hasattr(llm, "torch_threads") and llm.torch_threads is None
               and str(getattr(llm, "device", "cpu") or "cpu").startswith("cpu")]
     processes = sum(n for _, n in on_cpu)
+    if batches is not None:
+        processes = min(processes, batches)
     if processes < 2:
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
