@@ -24,6 +24,14 @@ def _split(total: int, keys: list[str], shares: dict[str, float] | None = None) 
     return quotas
 
 
+def share_of_quotas(total: int, quotas: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    """`total` spread over the groups in proportion to their quotas (largest remainders first, ties in the quotas'
+    order): the shares sum to `total` (at most the quotas' sum) and none is above its group's quota."""
+    if not total or not sum(quotas.values()):
+        return dict.fromkeys(quotas, 0)
+    return _split(total, list(quotas), {group: float(q) for group, q in quotas.items()})  # type: ignore[arg-type]
+
+
 def _seeded(seed: int, record: Record) -> str:
     return hashlib.sha256(f"{seed}:{record.id}".encode()).hexdigest()
 

@@ -380,4 +380,5 @@ def test_seeds_synthesized_prompts_and_conversations_add_up_to_each_quota_of_the
     for group, q in quota.items():
         assert have[group] <= singles[group] and singles[group] + conversations[group] == q
     assert len(seeds) + sum(singles[g] - have[g] for g in singles) + len(planned) == target
-    assert 0 < len(seeds) < target - len(planned)  # the seeds' share and the synthesized share are both there
+    single = target - len(planned)  # the seeds' share of the single prompts, the rest synthesized
+    assert len(seeds) == single - round(single * config.synthesis.synthetic_fraction)

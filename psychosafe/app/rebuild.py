@@ -15,7 +15,7 @@ from psychosafe.core.executors import on_configured_executor
 from psychosafe.core.io import write_jsonl_atomic
 from psychosafe.core.runs import DEFAULT_RUNS_DIR, RunFolder
 from psychosafe.curation import StepContext, curate, record_stage, run_steps
-from psychosafe.curation.balance import domain_quotas
+from psychosafe.curation.balance import domain_quotas, share_of_quotas
 from psychosafe.curation.registry import Balance, ExactDedup
 from psychosafe.pipelines import critique_and_revise, generate_responses, import_seeds, judge_records
 from psychosafe.pipelines.conversations import plan_conversations, synthesize_conversations
@@ -45,7 +45,9 @@ def select_seeds(config: RebuildConfig, run: RunFolder, records: list[Record], *
     first). Synthesis writes the rest of each quota, and whatever the seeds lack; so seeds, synthesized prompts and
     conversations add up to the target, and no record is written only to be balanced away."""
     fraction = 0.0 if config.synthesis.seeds_only else config.synthesis.synthetic_fraction
-    quotas = {group: q - round(q * fraction) for group, q in single_quotas(config, conversations).items()}
+    singles = single_quotas(config, conversations)
+    single = sum(singles.values())
+    quotas = share_of_quotas(single - round(single * fraction), singles)  # the seeds' share of every quota
     steps = [ExactDedup(name="dedup_exact"),
              Balance(target=sum(quotas.values()), domains=config.domains, benign_fraction=config.benign_fraction,
                      seed=config.seed, proportions=config.curation.balance.proportions, name="balance", quotas=quotas)]
