@@ -25,11 +25,20 @@ def _split(total: int, keys: list[str], shares: dict[str, float] | None = None) 
 
 
 def share_of_quotas(total: int, quotas: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
-    """`total` spread over the groups in proportion to their quotas (largest remainders first, ties in the quotas'
-    order): the shares sum to `total` (at most the quotas' sum) and none is above its group's quota."""
-    if not total or not sum(quotas.values()):
-        return dict.fromkeys(quotas, 0)
-    return _split(total, list(quotas), {group: float(q) for group, q in quotas.items()})  # type: ignore[arg-type]
+    """`total` spread over the (domain, label) groups in proportion to their quotas, first between the labels, then
+    over each label's domains (largest remainders first, ties in the quotas' order): the shares sum to `total` (at
+    most the quotas' sum), none is above its group's quota, and each label with a quota gets its part."""
+    labels: dict[str, dict] = {}
+    for group, q in quotas.items():
+        labels.setdefault(group[1], {})[group] = q
+    per_label = _proportional(total, {label: sum(groups.values()) for label, groups in labels.items()})
+    return {g: n for label, groups in labels.items() for g, n in _proportional(per_label[label], groups).items()}
+
+
+def _proportional(total: int, weights: dict) -> dict:
+    if not total or not sum(weights.values()):
+        return dict.fromkeys(weights, 0)
+    return _split(total, list(weights), {k: float(w) for k, w in weights.items()})
 
 
 def _seeded(seed: int, record: Record) -> str:

@@ -382,3 +382,6 @@ def test_seeds_synthesized_prompts_and_conversations_add_up_to_each_quota_of_the
     assert len(seeds) + sum(singles[g] - have[g] for g in singles) + len(planned) == target
     single = target - len(planned)  # the seeds' share of the single prompts, the rest synthesized
     assert len(seeds) == single - round(single * config.synthesis.synthetic_fraction)
+    for label in ("harmful", "benign"):  # both labels have seeds and synthesized prompts
+        assert 0 < sum(n for (_, lab), n in have.items() if lab == label) < \
+            sum(q for (_, lab), q in singles.items() if lab == label)
